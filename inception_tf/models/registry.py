@@ -41,6 +41,7 @@ class ModelInfo:
   interpolation: str = "bilinear"
   batch_norm_scale: bool = False  # slim's `scale` (gamma) of this family's batch norm
   batch_norm_epsilon: float = layers.BATCH_NORM_EPSILON
+  batch_norm_momentum: float = layers.BATCH_NORM_MOMENTUM  # slim's batch_norm_decay default
   paper: str = ""
 
 
@@ -91,7 +92,7 @@ def create_model(name: str,
                  pooling: str | None = None,
                  aux_logits: bool | None = None,
                  dropout_keep_prob: float = 0.8,
-                 batch_norm_momentum: float = layers.BATCH_NORM_MOMENTUM,
+                 batch_norm_momentum: float | None = None,
                  dtype: str | None = None,
                  **options) -> keras.Model:
   """Builds a registered network as a Keras functional model with TF-slim's layer names.
@@ -105,7 +106,8 @@ def create_model(name: str,
     pooling: with include_top=False: None (feature map), "avg" or "max".
     aux_logits: the auxiliary head; defaults to on where the network has one. Ignored without top.
     dropout_keep_prob: slim's keep probability before the logits (0.8).
-    batch_norm_momentum: slim's batch_norm_decay (0.9997; the TPU recipe uses 0.996).
+    batch_norm_momentum: slim's batch_norm_decay; None takes the network's own (0.9997 for the
+      Inception family, 0.997 for ResNet; the TPU recipe uses 0.996).
     dtype: a Keras dtype policy for the body ("float32", "mixed_bfloat16", "mixed_float16");
       the classifier heads always compute in float32. Defaults to the global policy.
     **options: family options (depth_multiplier, min_depth, output_stride, layout, ...).
@@ -140,6 +142,8 @@ def create_model(name: str,
   if unknown:
     raise ValueError(f"Unknown option(s) {sorted(unknown)} for {name}; "
                      f"valid options: {sorted(family_options)}.")
+  if batch_norm_momentum is None:
+    batch_norm_momentum = info.batch_norm_momentum
   batch_norm = layers.BatchNorm(momentum=batch_norm_momentum, epsilon=info.batch_norm_epsilon,
                                 scale=info.batch_norm_scale)
   previous_policy = keras.config.dtype_policy()
