@@ -1,0 +1,166 @@
+"""Training checkpoints: model, optimizer (with its step), EMA shadows and dropout RNG state.
+
+Crash safety. `tf.train.CheckpointManager.save` writes the tensors to a temporary directory and
+moves them into `ckpt-N.data-*`, `ckpt-N.index` (MergeV2Checkpoints), and only then rewrites the
+`checkpoint` state file (itself written to a temp file and renamed). A crash at any point therefore
+leaves the state file naming only complete checkpoints. On start, `latest_valid_checkpoint` still
+reads every tensor of the newest checkpoint before trusting it and falls back to the previous one
+if it is unreadable (e.g. a file truncated by a full disk).
+
+The data position is the optimizer step: the input pipeline is a function of (seed, step), and a
+resumed run skips the `step` batches each replica already consumed (distributed iterators cannot be
+checkpointed under tf.distribute).
+
+`restore_for_inference(model, path)` is what evaluation and export call to load our checkpoints,
+with the EMA weights by default.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+
+import keras
+import tensorflow as tf
+
+from inception_tf.train import ema as ema_lib
+
+_OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+
+
+def rng_variables(model: keras.Model) -> dict:
+  """The integer state variables of the model (dropout seed generators), by path.
+
+  `tf.train.Checkpoint(model=model)` does not save Keras' SeedGenerator state; without it a
+  resumed run would draw other dropout masks than the uninterrupted one.
+  """
+  return {v.path: v for v in model.non_trainable_variables
+          if not tf.as_dtype(v.dtype).is_floating}
+
+
+def make_checkpoint(model: keras.Model, optimizer=None, ema=None) -> tf.train.Checkpoint:
+  """The `tf.train.Checkpoint` of a training run (the layout `restore_for_inference` expects)."""
+  objects = {"model": model, "rng": rng_variables(model)}
+  if optimizer is not None:
+    objects["optimizer"] = optimizer
+  if ema is not None:
+    objects["ema"] = ema
+  return tf.train.Checkpoint(**objects)
+
+
+def is_training_checkpoint(prefix: str) -> bool:
+  """True for a checkpoint written by this trainer (object-based), False for TF1/slim ones."""
+  reader = tf.train.load_checkpoint(prefix)
+  return reader.has_tensor(_OBJECT_GRAPH_KEY)
+
+
+def verify_checkpoint(prefix: str) -> bool:
+  """Reads every tensor of `prefix`; False (with a warning) when any file is missing or corrupt."""
+  try:
+    reader = tf.train.load_checkpoint(prefix)
+    for name in reader.get_variable_to_shape_map():
+      reader.get_tensor(name)
+  except (tf.errors.OpError, ValueError, OSError) as error:
+    logging.warning("Checkpoint %s is unreadable, ignoring it: %s", prefix, error)
+    return False
+  return True
+
+
+def latest_valid_checkpoint(directory: str) -> str | None:
+  """The newest checkpoint in `directory` (per its state file) that reads completely, or None."""
+  state = tf.train.get_checkpoint_state(directory)
+  if state is None:
+    return None
+  candidates = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
+  if state.model_checkpoint_path and state.model_checkpoint_path not in candidates:
+    candidates.append(state.model_checkpoint_path)
+  for prefix in reversed(candidates):
+    if not os.path.isabs(prefix) and "://" not in prefix:
+      prefix = os.path.join(directory, prefix)
+    if verify_checkpoint(prefix):
+      return prefix
+  return None
+
+
+class CheckpointWriter:
+  """Saves every N steps / at the end, keeps the last few; only the chief keeps its files.
+
+  Under MultiWorkerMirroredStrategy every worker must take part in a save (reading mirrored
+  variables may need collectives), so non-chief workers write to a private temporary directory
+  that is deleted right after.
+  """
+
+  def __init__(self, checkpoint: tf.train.Checkpoint, model_dir: str, *, keep: int,
+               chief: bool = True, worker_index: int = 0):
+    self.checkpoint = checkpoint
+    self.model_dir = model_dir
+    self.chief = chief
+    directory = model_dir if chief else os.path.join(model_dir, f".worker{worker_index}_tmp")
+    self.directory = directory
+    self.manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=keep)
+
+  def restore_latest(self) -> str | None:
+    """Restores the newest valid checkpoint of `model_dir`; returns its prefix or None."""
+    prefix = latest_valid_checkpoint(self.model_dir)
+    if prefix is None:
+      return None
+    self.checkpoint.restore(prefix).assert_existing_objects_matched()
+    return prefix
+
+  def save(self, step: int) -> str | None:
+    """Writes checkpoint `ckpt-<step>`; returns its prefix on the chief."""
+    path = self.manager.save(checkpoint_number=step)
+    if not self.chief:
+      shutil.rmtree(self.directory, ignore_errors=True)
+      return None
+    return path
+
+
+def restore_for_inference(model: keras.Model, path: str, use_ema: bool = True) -> str:
+  """Loads a checkpoint of this trainer into `model` (its EMA weights by default).
+
+  Args:
+    model: a model with the same architecture and num_classes as the trained one (e.g. from
+      `create_model` with the same arguments).
+    path: a model_dir (its newest valid checkpoint is used) or a checkpoint prefix (`.../ckpt-1000`).
+    use_ema: load the exponential moving averages of the weights and batch-norm statistics, as
+      evaluation and export should. If the run kept no EMA, the raw weights are loaded with a
+      warning.
+
+  Returns:
+    The checkpoint prefix loaded.
+
+  Raises:
+    FileNotFoundError: no (valid) checkpoint at `path`.
+    ValueError: `path` is a TF-slim/TF1 checkpoint (use `inception_tf.checkpoints.
+      load_slim_checkpoint`) or does not match the model.
+  """
+  path = os.fspath(path)
+  if tf.io.gfile.isdir(path):
+    prefix = latest_valid_checkpoint(path)
+    if prefix is None:
+      raise FileNotFoundError(f"No valid training checkpoint in directory {path!r}.")
+  else:
+    prefix = path[:-len(".index")] if path.endswith(".index") else path
+    if not tf.io.gfile.exists(prefix + ".index"):
+      raise FileNotFoundError(f"No checkpoint at {path!r} (looked for {prefix}.index).")
+  if not is_training_checkpoint(prefix):
+    raise ValueError(f"{prefix!r} is a TF1 / TF-slim name-based checkpoint, not one of this "
+                     "trainer; load it with inception_tf.checkpoints.load_slim_checkpoint.")
+  reader = tf.train.load_checkpoint(prefix)
+  has_ema = any(key.startswith("ema/") for key in reader.get_variable_to_shape_map())
+  ema = None
+  if use_ema and has_ema:
+    ema = ema_lib.ExponentialMovingAverage(ema_lib.averaged_variables(model), decay=0.5)
+  elif use_ema:
+    logging.warning("Checkpoint %s has no EMA; loading the raw weights.", prefix)
+  checkpoint = tf.train.Checkpoint(model=model, **({"ema": ema} if ema is not None else {}))
+  try:
+    checkpoint.restore(prefix).expect_partial().assert_existing_objects_matched()
+  except (AssertionError, ValueError) as error:
+    raise ValueError(f"Checkpoint {prefix!r} does not match model {model.name!r} (another network, "
+                     f"options or num_classes?): {error}") from error
+  if ema is not None:
+    ema.copy_to_model()
+  return prefix

@@ -1,0 +1,625 @@
+"""`train_and_evaluate(config, model_dir)`: the trainer behind `tools/train.py` and the notebooks.
+
+One custom step under any tf.distribute strategy (Keras' `fit` fails under MultiWorkerMirrored in
+Keras 3.15):
+
+    strategy = get_strategy(...)                       # inception_tf.distribute
+    with strategy.scope(): model, optimizer, EMA
+    dataset = strategy.distribute_datasets_from_function(per-replica batches, skipping consumed ones)
+    step (per replica, optionally XLA-compiled):
+        loss = sum(CE_smoothed + 0.4 CE_aux) / global_batch + weight_decay / replicas    (float32)
+        grads = all_reduce(SUM, d loss / d w); clip_by_global_norm(grads, 2.0)
+        optimizer.apply(grads)  (TF1 RMSProp);  EMA(weights + BN statistics).update(step)
+    `steps_per_execution` steps per host round trip (one `tf.function` with a `tf.range` loop).
+
+Checkpoints every `checkpoint_every_steps` and at the end (see `checkpointing`), a console line per
+`log_every_steps`, TensorBoard scalars under `<model_dir>/train` and `<model_dir>/eval`, evaluation
+with the EMA weights every `eval_every_steps` and at the end (pad + mask: every example once).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from typing import Any, Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
+
+from inception_tf import distribute
+from inception_tf.train import checkpointing
+from inception_tf.train import ema as ema_lib
+from inception_tf.train import losses
+from inception_tf.train import optim
+from inception_tf.train import schedules
+from inception_tf.train.config import TrainConfig
+
+TrainFn = Callable[[tf.distribute.InputContext | None, int], tf.data.Dataset]
+EvalFn = Callable[[tf.distribute.InputContext | None], tf.data.Dataset]
+
+
+@dataclasses.dataclass
+class Datasets:
+  """The input of a run, as functions of the input context (per-replica batches).
+
+  Attributes:
+    train_fn: (input_context, skip_batches) -> endless dataset of {"images", "labels"} batches of
+      the per-replica size, with `drop_remainder`, deterministic given the seed, that skips the
+      first `skip_batches` batches this replica would have seen (exact resume).
+    eval_fn: input_context -> finite dataset of {"images", "labels", "mask"} per-replica batches,
+      padded (mask 0) so every example is counted once; None: no evaluation.
+    num_train_examples: size of the training split (the schedule counts epochs in it).
+    num_eval_examples: size of the evaluation split.
+    num_classes: logits width (including slim's background class where the data has it).
+    description: for the log.
+  """
+
+  train_fn: TrainFn
+  eval_fn: EvalFn | None
+  num_train_examples: int
+  num_eval_examples: int
+  num_classes: int
+  description: str = ""
+
+
+def _data_source(config: TrainConfig) -> str:
+  """The `source` argument of `inception_tf.data.make_dataset` for this config."""
+  if config.tfds_name:
+    return f"tfds:{config.tfds_name}"
+  if config.data_dir:
+    path = config.data_dir
+    if not tf.io.gfile.exists(path):
+      raise FileNotFoundError(f"--data_dir {path!r} does not exist. Pass a directory of TFRecord "
+                              "files (train-*, validation-*), or omit it for the built-in digits.")
+    if not tf.io.gfile.isdir(path) or not tf.io.gfile.listdir(path):
+      raise FileNotFoundError(f"--data_dir {path!r} is empty or not a directory; it must hold the "
+                              "TFRecord files of the train and evaluation splits.")
+    return path
+  from inception_tf.data import default_dataset  # pylint: disable=import-outside-toplevel
+  return default_dataset.digits_data_dir()
+
+
+def pipeline_datasets(config: TrainConfig, *, image_size: int) -> Datasets:
+  """`Datasets` from `inception_tf.data` for `config` (data_dir, tfds_name or built-in digits).
+
+  Raises:
+    FileNotFoundError: a missing or empty data_dir.
+    ValueError: the split is missing from the data.
+  """
+  from inception_tf import data  # pylint: disable=import-outside-toplevel
+  source = _data_source(config)
+  info = data.dataset_info(source)
+  for split in (config.train_split, config.eval_split):
+    if split and split not in info.num_examples:
+      raise ValueError(f"Split {split!r} is not in {source!r}; it has {sorted(info.num_examples)}.")
+  num_train = int(info.num_examples[config.train_split])
+  if num_train < 1:
+    raise ValueError(f"Split {config.train_split!r} of {source!r} is empty.")
+
+  def per_replica(context, global_batch):
+    return context.get_per_replica_batch_size(global_batch) if context else global_batch
+
+  def train_fn(context, skip_batches):
+    return data.make_dataset(
+        source, split=config.train_split, is_training=True,
+        batch_size=per_replica(context, config.train_batch_size), image_size=image_size,
+        input_context=context, seed=config.seed, deterministic=config.deterministic,
+        cache=config.cache_data, num_epochs=None, skip_batches=skip_batches,
+        preprocessing=config.preprocessing, fast_mode=config.fast_preprocessing)
+
+  eval_fn = None
+  if config.eval_split:
+
+    def eval_fn(context):
+      return data.make_dataset(
+          source, split=config.eval_split, is_training=False,
+          batch_size=per_replica(context, config.eval_batch_size), image_size=image_size,
+          input_context=context, seed=config.seed, deterministic=True, cache=config.cache_data,
+          num_epochs=1, preprocessing=config.preprocessing)
+
+  return Datasets(
+      train_fn=train_fn, eval_fn=eval_fn, num_train_examples=num_train,
+      num_eval_examples=int(info.num_examples.get(config.eval_split, 0)) if config.eval_split
+      else 0,
+      num_classes=int(info.num_classes), description=f"{source} ({num_train} training examples)")
+
+
+def total_train_steps(config: TrainConfig, num_train_examples: int) -> int:
+  """`train_steps`, or `ceil(train_epochs * examples / global batch)`."""
+  if config.train_steps is not None:
+    return int(config.train_steps)
+  return max(1, math.ceil(config.train_epochs * num_train_examples / config.train_batch_size))
+
+
+def _check_image_size(config: TrainConfig) -> int:
+  """The input size of the run; a clear error below the network's minimum."""
+  from inception_tf import models  # pylint: disable=import-outside-toplevel
+  info = models.model_info(config.model)
+  size = config.image_size or info.default_image_size
+  if size < info.min_image_size:
+    raise ValueError(f"--image_size={size} is below the minimum input size {info.min_image_size} "
+                     f"of {config.model}; use --image_size >= {info.min_image_size}.")
+  return size
+
+
+def _default_model_fn(config: TrainConfig, num_classes: int, image_size: int) -> keras.Model:
+  from inception_tf import models  # pylint: disable=import-outside-toplevel
+  return models.create_model(
+      config.model, num_classes, image_size=image_size, aux_logits=config.aux_logits,
+      dropout_keep_prob=config.dropout_keep_prob, batch_norm_momentum=config.batch_norm_momentum,
+      dtype=config.precision, **config.model_options)
+
+
+class Trainer:
+  """Model, optimizer, EMA and the compiled train / eval steps of one run under one strategy.
+
+  Args:
+    config: the recipe.
+    strategy: where to run; everything is created under its scope.
+    num_classes: logits width.
+    num_train_examples: size of the training split (for the schedule).
+    image_size: input size.
+    model_fn: (config, num_classes, image_size) -> model returning {"logits", ["aux_logits"]};
+      defaults to `inception_tf.models.create_model`.
+
+  Raises:
+    ValueError: a global batch that does not divide over the replicas, unknown trainable scopes.
+  """
+
+  def __init__(self, config: TrainConfig, strategy: tf.distribute.Strategy, *, num_classes: int,
+               num_train_examples: int, image_size: int,
+               model_fn: Callable[..., keras.Model] | None = None):
+    self.config = config
+    self.strategy = strategy
+    self.num_replicas = strategy.num_replicas_in_sync
+    for name, batch in (("train_batch_size", config.train_batch_size),
+                        ("eval_batch_size", config.eval_batch_size)):
+      if batch % self.num_replicas:
+        raise ValueError(
+            f"--{name}={batch} does not divide over the {self.num_replicas} replicas of the "
+            f"{type(strategy).__name__}; use a multiple of {self.num_replicas} (e.g. "
+            f"{max(1, batch // self.num_replicas) * self.num_replicas}).")
+    self.global_batch = config.train_batch_size
+    self.num_classes = num_classes
+    self.image_size = image_size
+    jit = config.jit_compile
+    if jit is None:
+      jit = self.num_replicas == 1 or distribute.is_tpu(strategy)
+    self.jit_compile = bool(jit) and not distribute.is_tpu(strategy)  # TPUs compile everything.
+
+    with strategy.scope():
+      self.model = (model_fn or _default_model_fn)(config, num_classes, image_size)
+      self.schedule = schedules.from_config(config, num_train_examples=num_train_examples)
+      optimizer = optim.make_optimizer(config, self.schedule)
+      if config.precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+      self.optimizer = optimizer
+      self.trainable_variables = self._select_trainable(config.trainable_scopes)
+      self.optimizer.build(self.trainable_variables)
+      self.ema = None
+      if config.ema_decay:
+        self.ema = ema_lib.ExponentialMovingAverage(
+            ema_lib.averaged_variables(self.model), decay=config.ema_decay)
+    self.decay_variables = losses.weight_decay_variables(self.model)
+    self.checkpoint = checkpointing.make_checkpoint(self.model, self.optimizer, self.ema)
+    self._train_function = None
+    self._eval_function = None
+
+  @property
+  def step(self) -> int:
+    return int(self.optimizer.iterations.numpy())
+
+  def _select_trainable(self, scopes) -> list:
+    variables = self.model.trainable_variables
+    scopes = [s.strip().strip("/") for s in scopes if s.strip()]
+    if not scopes:
+      return list(variables)
+    from inception_tf.models import naming  # pylint: disable=import-outside-toplevel
+    by_name = naming.slim_variables(self.model)
+    root = self.model.name
+    wanted = [s if s.startswith(root + "/") or s == root else f"{root}/{s}" for s in scopes]
+    selected_ids = set()
+    for name, variable in by_name.items():
+      if any(name == s or name.startswith(s + "/") for s in wanted):
+        selected_ids.add(id(variable))
+    selected = [v for v in variables if id(v) in selected_ids]
+    if not selected:
+      raise ValueError(f"--trainable_scopes={list(scopes)} match no trainable variable of "
+                       f"{self.model.name}; scopes look like '{root}/Logits'.")
+    return selected
+
+  def load_init_checkpoint(self, path: str) -> str:
+    """Initialises the model from a TF-slim checkpoint or one of ours (fine-tuning); resets EMA.
+
+    Raises:
+      inception_tf.checkpoints.SlimCheckpointMismatch (a ValueError): another network, or logits of
+        another width without `checkpoint_exclude_scopes`.
+    """
+    from inception_tf import checkpoints  # pylint: disable=import-outside-toplevel
+    prefix = checkpoints.resolve_checkpoint_path(path)
+    if checkpointing.is_training_checkpoint(prefix):
+      if self.config.checkpoint_exclude_scopes:
+        raise ValueError("--checkpoint_exclude_scopes applies to TF-slim checkpoints; "
+                         f"{prefix!r} is a checkpoint of this trainer, which restores whole models.")
+      checkpointing.restore_for_inference(self.model, prefix, use_ema=True)
+      message = f"Initialised from {prefix} (EMA weights)."
+    else:
+      report = checkpoints.load_slim_checkpoint(
+          self.model, prefix, use_ema=True, exclude_scopes=self.config.checkpoint_exclude_scopes)
+      message = f"Initialised from {report}"
+    if self.ema is not None:
+      self.ema.reset()
+    return message
+
+  # ---------------------------------------------------------------- the steps.
+
+  def _replica_train_step(self, batch):
+    config = self.config
+    images, labels = batch["images"], batch["labels"]
+    step = self.optimizer.iterations
+    with tf.GradientTape() as tape:
+      outputs = self.model(images, training=True)
+      per_example = losses.per_example_loss(outputs, labels, label_smoothing=config.label_smoothing,
+                                            aux_loss_weight=config.aux_loss_weight)
+      data_loss = tf.reduce_sum(per_example) / self.global_batch
+      decay_loss = losses.weight_decay_loss(self.decay_variables, config.weight_decay)
+      loss = data_loss + decay_loss / self.num_replicas
+      scaled = self.optimizer.scale_loss(loss) if hasattr(self.optimizer, "scale_loss") else loss
+    gradients = tape.gradient(scaled, self.trainable_variables)
+    if self.num_replicas > 1:
+      gradients = tf.distribute.get_replica_context().all_reduce(
+          tf.distribute.ReduceOp.SUM, gradients)
+    if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+      scale = tf.cast(self.optimizer.dynamic_scale, tf.float32)
+      unscaled, norm = optim.clip_gradients([g / scale for g in gradients],
+                                            config.gradient_clip_norm)
+      gradients = [g * scale for g in unscaled]
+    else:
+      gradients, norm = optim.clip_gradients(gradients, config.gradient_clip_norm)
+    self.optimizer.apply(gradients, self.trainable_variables)
+    if self.ema is not None:
+      self.ema.update(step)
+    logits = tf.cast(outputs["logits"], tf.float32)
+    correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
+                               tf.cast(labels, tf.int32)), tf.float32)
+    return {"loss": loss, "cross_entropy": data_loss, "weight_decay": decay_loss / self.num_replicas,
+            "gradient_norm": norm / self.num_replicas, "correct": tf.reduce_sum(correct)}
+
+  def train_function(self):
+    """tf.function(iterator, num_steps) -> metrics summed over replicas, averaged over steps."""
+    if self._train_function is not None:
+      return self._train_function
+    step_fn = self._replica_train_step
+    if self.jit_compile:
+      step_fn = tf.function(step_fn, jit_compile=True)
+    strategy = self.strategy
+    keys = ("loss", "cross_entropy", "weight_decay", "gradient_norm", "correct")
+
+    @tf.function
+    def train_steps(iterator, num_steps):
+      totals = tf.zeros([len(keys)], tf.float32)
+      for _ in tf.range(num_steps):
+        outputs = strategy.run(step_fn, args=(next(iterator),))
+        totals += tf.stack([strategy.reduce(tf.distribute.ReduceOp.SUM, outputs[k], axis=None)
+                            for k in keys])
+      count = tf.cast(num_steps, tf.float32)
+      totals = dict(zip(keys, tf.unstack(totals)))
+      result = {k: totals[k] / count for k in keys}
+      result["accuracy"] = totals["correct"] / (count * self.global_batch)
+      return result
+
+    self._train_function = train_steps
+    return train_steps
+
+  def _replica_eval_step(self, batch):
+    images = batch["images"]
+    labels = tf.cast(batch["labels"], tf.int32)
+    mask = tf.cast(batch["mask"], tf.float32) if "mask" in batch else tf.ones_like(
+        labels, tf.float32)
+    logits = tf.cast(self.model(images, training=False)["logits"], tf.float32)
+    top5_k = min(5, self.num_classes)
+    top1 = tf.cast(tf.math.in_top_k(labels, logits, 1), tf.float32)
+    top5 = tf.cast(tf.math.in_top_k(labels, logits, top5_k), tf.float32)
+    cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    return {"top1": tf.reduce_sum(top1 * mask), "top5": tf.reduce_sum(top5 * mask),
+            "loss": tf.reduce_sum(cross_entropy * mask), "count": tf.reduce_sum(mask)}
+
+  def eval_function(self):
+    """tf.function(distributed eval dataset) -> summed top1/top5/loss/count."""
+    if self._eval_function is not None:
+      return self._eval_function
+    step_fn = self._replica_eval_step
+    if self.jit_compile:
+      step_fn = tf.function(step_fn, jit_compile=True)
+    strategy = self.strategy
+
+    @tf.function
+    def evaluate(dataset):
+      keys = ("top1", "top5", "loss", "count")
+      totals = tf.zeros([len(keys)], tf.float32)
+      for batch in dataset:
+        outputs = strategy.run(step_fn, args=(batch,))
+        totals += tf.stack([strategy.reduce(tf.distribute.ReduceOp.SUM, outputs[k], axis=None)
+                            for k in keys])
+      return dict(zip(keys, tf.unstack(totals)))
+
+    self._eval_function = evaluate
+    return evaluate
+
+  def evaluate(self, dataset, *, use_ema: bool = True) -> dict[str, float]:
+    """Top-1 / top-5 / cross-entropy over a distributed eval dataset (EMA weights by default)."""
+    if use_ema and self.ema is not None:
+      with self.ema.swapped():
+        totals = self.eval_function()(dataset)
+    else:
+      totals = self.eval_function()(dataset)
+    totals = {k: float(v.numpy()) for k, v in totals.items()}
+    count = max(totals["count"], 1.0)
+    return {"top1": totals["top1"] / count, "top5": totals["top5"] / count,
+            "loss": totals["loss"] / count, "num_examples": int(round(totals["count"]))}
+
+
+def configure_determinism(config: TrainConfig) -> None:
+  """Seeds Python/NumPy/TF (model init, dropout) and, with `deterministic`, TF's op determinism."""
+  keras.utils.set_random_seed(config.seed)
+  if config.deterministic:
+    tf.config.experimental.enable_op_determinism()
+
+
+def _format_eta(seconds: float) -> str:
+  seconds = int(max(0, seconds))
+  return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _metadata(plugin: str):
+  return summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(
+      plugin_name=plugin))
+
+
+def summary_scalar(name: str, value, step: int) -> None:
+  """A TensorBoard scalar written with TF core only (the `tensorboard` package is optional)."""
+  tf.summary.write(name, tf.constant(value, tf.float32), step=step, metadata=_metadata("scalars"))
+
+
+def summary_images(name: str, images, step: int) -> None:
+  """TensorBoard images ([N, H, W, 3] in [0, 1]) as PNGs, in the images plugin's layout."""
+  images = tf.image.convert_image_dtype(images, tf.uint8, saturate=True)
+  height, width = int(images.shape[1]), int(images.shape[2])
+  pngs = [tf.io.encode_png(image) for image in images]
+  tensor = tf.stack([tf.constant(str(width)), tf.constant(str(height))] + pngs)
+  tf.summary.write(name, tensor, step=step, metadata=_metadata("images"))
+
+
+def _write_input_images(writer, datasets: Datasets, skip: int, count: int, step: int) -> None:
+  batch = next(iter(datasets.train_fn(None, skip).take(1)))
+  images = tf.cast(batch["images"][:count], tf.float32)
+  low, high = tf.reduce_min(images), tf.reduce_max(images)
+  images = (images - low) / tf.maximum(high - low, 1e-6)
+  with writer.as_default():
+    summary_images("input_images", images, step)
+
+
+def train_and_evaluate(config: TrainConfig, model_dir: str, *, datasets: Datasets | None = None,
+                       model_fn: Callable[..., keras.Model] | None = None,
+                       strategy: tf.distribute.Strategy | None = None,
+                       stream=None) -> dict[str, Any]:
+  """Trains `config` into `model_dir` (resuming from its newest valid checkpoint) and evaluates.
+
+  Args:
+    config: the recipe (`TrainConfig`, e.g. `paper_v3()`, `tpu()`, `quickstart()`).
+    model_dir: checkpoints, TensorBoard logs and `results.json` (local or gs://).
+    datasets: the input; defaults to `inception_tf.data` on config.data_dir / tfds_name / digits.
+    model_fn: (config, num_classes, image_size) -> model; defaults to the registry's model.
+    strategy: defaults to `distribute.get_strategy(config.strategy, ...)`.
+    stream: where the progress lines go (default stdout); only the chief prints.
+
+  Returns:
+    {"step", "train_loss", "eval": {"top1", "top5", "loss", "num_examples"} (EMA weights when
+    kept), "eval_raw" (the raw weights, when EMA is on), "images_per_second", "seconds"}.
+
+  Raises:
+    ValueError / FileNotFoundError: bad input, before any training step (see the messages).
+  """
+  config.validate()
+  stream = stream or sys.stdout
+  image_size = config.image_size if model_fn is not None else _check_image_size(config)
+  if image_size is None:
+    raise ValueError("image_size is required with a custom model_fn.")
+  if config.init_checkpoint:
+    from inception_tf import checkpoints  # pylint: disable=import-outside-toplevel
+    checkpoints.resolve_checkpoint_path(config.init_checkpoint)  # FileNotFoundError early.
+  configure_determinism(config)
+  if strategy is None:
+    strategy = distribute.get_strategy(config.strategy, tpu=config.tpu, num_gpus=config.num_gpus)
+  chief = distribute.is_chief(strategy)
+  if datasets is None:
+    datasets = pipeline_datasets(config, image_size=image_size)
+  num_classes = config.num_classes or datasets.num_classes
+  total_steps = total_train_steps(config, datasets.num_train_examples)
+
+  trainer = Trainer(config, strategy, num_classes=num_classes,
+                    num_train_examples=datasets.num_train_examples, image_size=image_size,
+                    model_fn=model_fn)
+  writer = checkpointing.CheckpointWriter(
+      trainer.checkpoint, model_dir, keep=config.keep_checkpoints, chief=chief,
+      worker_index=distribute.worker_index(strategy))
+
+  def say(message):
+    if chief:
+      print(message, file=stream, flush=True)
+
+  restored = writer.restore_latest()
+  if restored:
+    say(f"Resumed from {restored} at step {trainer.step}.")
+  elif config.init_checkpoint:
+    say(trainer.load_init_checkpoint(config.init_checkpoint))
+  start_step = trainer.step
+  say(f"Training {config.model} ({trainer.model.count_params():,} parameters, {num_classes} classes, "
+      f"{image_size}x{image_size}) on {datasets.description}: {total_steps} steps of "
+      f"{config.train_batch_size} over {trainer.num_replicas} replica(s) "
+      f"({type(strategy).__name__}, jit_compile={trainer.jit_compile}, {config.precision}).")
+
+  summary_dir = model_dir if chief else os.path.join(model_dir, ".summaries_ignored")
+  train_writer = (tf.summary.create_file_writer(os.path.join(summary_dir, "train")) if chief
+                  else tf.summary.create_noop_writer())
+  eval_writer = (tf.summary.create_file_writer(os.path.join(summary_dir, "eval")) if chief
+                 else tf.summary.create_noop_writer())
+
+  def eval_dataset():
+    return strategy.distribute_datasets_from_function(datasets.eval_fn)
+
+  def run_eval(step, final=False):
+    if datasets.eval_fn is None:
+      return None
+    result = trainer.evaluate(eval_dataset(), use_ema=True)
+    with eval_writer.as_default():
+      for key in ("top1", "top5", "loss"):
+        summary_scalar(key, result[key], step)
+    label = "EMA" if trainer.ema is not None else "raw"
+    say(f"{'Final evaluation' if final else 'Evaluation'} at step {step} ({label} weights): "
+        f"top-1 {result['top1']:.4f}  top-5 {result['top5']:.4f}  loss {result['loss']:.4f}  "
+        f"over {result['num_examples']} examples")
+    return result
+
+  results: dict[str, Any] = {"step": start_step}
+  train_started = time.time()
+  images_per_second = float("nan")
+  train_loss = float("nan")
+  if start_step < total_steps:
+    if chief and config.summary_images:
+      _write_input_images(train_writer, datasets, start_step, config.summary_images, start_step)
+    dataset = strategy.distribute_datasets_from_function(
+        lambda context: datasets.train_fn(context, start_step))
+    iterator = iter(dataset)
+    train_steps = trainer.train_function()
+    step = start_step
+    window_start, window_images = time.time(), 0
+    steps_done_timed, time_timed = 0, 0.0
+    first_execution = True
+    while step < total_steps:
+      boundaries = [total_steps, step + config.steps_per_execution,
+                    (step // config.checkpoint_every_steps + 1) * config.checkpoint_every_steps,
+                    (step // config.log_every_steps + 1) * config.log_every_steps]
+      if config.eval_every_steps:
+        boundaries.append((step // config.eval_every_steps + 1) * config.eval_every_steps)
+      num_steps = min(boundaries) - step
+      started = time.time()
+      metrics = train_steps(iterator, tf.constant(num_steps, tf.int32))
+      metrics = {k: float(v.numpy()) for k, v in metrics.items()}
+      elapsed = time.time() - started
+      step += num_steps
+      train_loss = metrics["loss"]
+      if not math.isfinite(train_loss):
+        raise FloatingPointError(f"Loss is {train_loss} at step {step}; lower --learning_rate or "
+                                 "check the data.")
+      if first_execution:  # the first call includes tracing / XLA compilation
+        first_execution = False
+        window_start, window_images = time.time(), 0
+      else:
+        steps_done_timed += num_steps
+        time_timed += elapsed
+        window_images += num_steps * config.train_batch_size
+      if step % config.log_every_steps == 0 or step == total_steps:
+        now = time.time()
+        rate = window_images / max(now - window_start, 1e-9) if window_images else float("nan")
+        per_step = time_timed / steps_done_timed if steps_done_timed else elapsed / num_steps
+        lr = float(trainer.schedule(step - 1))
+        say(f"step {step}/{total_steps}  loss {train_loss:.4f}  lr {lr:.5f}  "
+            f"{rate:.1f} images/s  ETA {_format_eta(per_step * (total_steps - step))}")
+        with train_writer.as_default():
+          for key in ("loss", "cross_entropy", "weight_decay", "gradient_norm", "accuracy"):
+            summary_scalar(key, metrics[key], step)
+          summary_scalar("learning_rate", lr, step)
+          if math.isfinite(rate):
+            summary_scalar("images_per_second", rate, step)
+        window_start, window_images = now, 0
+      if step % config.checkpoint_every_steps == 0 or step == total_steps:
+        writer.save(step)
+      if config.eval_every_steps and step % config.eval_every_steps == 0 and step < total_steps:
+        run_eval(step)
+    if time_timed > 0:
+      images_per_second = steps_done_timed * config.train_batch_size / time_timed
+  elif writer.manager.latest_checkpoint is None:
+    writer.save(start_step)
+
+  results.update(step=trainer.step, train_loss=train_loss, images_per_second=images_per_second,
+                 seconds=time.time() - train_started)
+  final = run_eval(trainer.step, final=True)
+  if final is not None:
+    results["eval"] = final
+    if trainer.ema is not None:
+      results["eval_raw"] = trainer.evaluate(eval_dataset(), use_ema=False)
+      say(f"  (raw weights: top-1 {results['eval_raw']['top1']:.4f}  "
+          f"top-5 {results['eval_raw']['top5']:.4f})")
+  train_writer.flush()
+  eval_writer.flush()
+  if chief:
+    with tf.io.gfile.GFile(os.path.join(model_dir, "results.json"), "w") as f:
+      json.dump({"config": dataclasses.asdict(config), **results}, f, indent=2, default=str)
+  return results
+
+
+def benchmark_train_step(model: str = "inception_v3", *, batch_size: int = 32,
+                         image_size: int | None = None, num_classes: int = 1001, steps: int = 10,
+                         warmup_steps: int = 2, precision: str = "float32",
+                         jit_compile: bool = True, steps_per_execution: int = 1,
+                         model_options: dict | None = None,
+                         config: TrainConfig | None = None) -> dict[str, float]:
+  """Times this trainer's full-paper step (aux loss, label smoothing, weight decay, clipping, TF1
+  RMSProp, EMA) on one device with synthetic data, for `tools/benchmark.py`.
+
+  Args:
+    model: registry name.
+    batch_size: global batch.
+    image_size: input size (default: the network's).
+    num_classes: logits width.
+    steps: timed steps (after `warmup_steps`, which include compilation).
+    warmup_steps: untimed steps.
+    precision: "float32" / "mixed_bfloat16" / "mixed_float16".
+    jit_compile: XLA-compile the step.
+    steps_per_execution: steps per host call.
+    model_options: family options (e.g. {"depth_multiplier": 0.5}).
+    config: a base `TrainConfig` (its recipe fields are used); the arguments above override it.
+
+  Returns:
+    {"images_per_second", "seconds_per_step", "steps", "batch_size", "compile_seconds"}.
+  """
+  from inception_tf import models  # pylint: disable=import-outside-toplevel
+  image_size = image_size or models.model_info(model).default_image_size
+  config = (config or TrainConfig()).replace(
+      model=model, model_options=dict(model_options or {}), image_size=image_size,
+      num_classes=num_classes, precision=precision, jit_compile=jit_compile,
+      train_batch_size=batch_size, train_steps=steps + warmup_steps,
+      steps_per_execution=steps_per_execution)
+  config.validate()
+  strategy = distribute.get_strategy("default")
+  trainer = Trainer(config, strategy, num_classes=num_classes, num_train_examples=1_281_167,
+                    image_size=image_size)
+  rng = np.random.default_rng(0)
+  images = rng.uniform(-1, 1, (batch_size, image_size, image_size, 3)).astype(np.float32)
+  labels = rng.integers(0, num_classes, (batch_size,)).astype(np.int32)
+  dataset = tf.data.Dataset.from_tensors({"images": images, "labels": labels}).repeat()
+  iterator = iter(strategy.experimental_distribute_dataset(dataset))
+  train_steps = trainer.train_function()
+  started = time.time()
+  done = 0
+  while done < max(warmup_steps, 1):
+    n = min(steps_per_execution, max(warmup_steps, 1) - done)
+    train_steps(iterator, tf.constant(n, tf.int32))["loss"].numpy()
+    done += n
+  compile_seconds = time.time() - started
+  started = time.time()
+  done = 0
+  while done < steps:
+    n = min(steps_per_execution, steps - done)
+    train_steps(iterator, tf.constant(n, tf.int32))["loss"].numpy()
+    done += n
+  seconds = time.time() - started
+  return {"images_per_second": steps * batch_size / seconds, "seconds_per_step": seconds / steps,
+          "steps": steps, "batch_size": batch_size, "compile_seconds": compile_seconds}
