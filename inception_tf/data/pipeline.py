@@ -1,0 +1,444 @@
+"""The tf.data input pipeline: `make_dataset` and `dataset_info`.
+
+One function feeds one replica or hundreds: call it as the `dataset_fn` of
+`strategy.distribute_datasets_from_function` with the `InputContext` it receives (or without one on
+a single device). Sources are a builder directory (`<split>-*-of-*` shards + `manifest.json`), a
+TFRecord file pattern, or `"tfds:<name>"` (a tfds dataset already prepared on disk).
+
+Training streams, per input pipeline:
+
+    files (sharded per pipeline) -> per-epoch seeded file shuffle -> parallel interleave
+    -> [record sharding when there are fewer files than pipelines] -> [cache]
+    -> per-epoch seeded shuffle -> epochs -> enumerate -> skip(resumed batches)
+    -> parallel parse + decode + Inception train preprocessing (stateless, seeded per example)
+    -> skip undecodable -> batch(drop_remainder) -> prefetch
+
+Each epoch is shuffled with a seed derived from `(seed, epoch)` and every example is augmented with
+the seed `(seed, pipeline, position in the stream)`. With `deterministic=True` the stream is
+therefore a pure function of `seed`, and `skip_batches=k` resumes it exactly at batch `k`: whole
+epochs are skipped without reading them (when per-shard counts are known from the manifest) and
+only the remainder of the current epoch is read — not decoded — to be skipped.
+
+Eval streams read each example of the pipeline's shard once, never drop one: the last batch is
+padded to the static batch size and `"mask"` (1 real, 0 padding) says which rows count.
+
+Records whose image fails to decode are dropped and counted (`decode_error_count()`), not fatal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import re
+import threading
+import uuid
+from typing import Optional, Sequence, Union
+
+import tensorflow as tf
+
+from inception_tf.data import builder
+from inception_tf.data import preprocessing as preprocessing_lib
+from inception_tf.data import tfrecord
+
+TFDS_PREFIX = "tfds:"
+PREPROCESSING = ("inception",)
+DEFAULT_SHUFFLE_BUFFER = 10_000
+_MAX_EPOCHS = 2**62
+_READ_BUFFER_BYTES = 8 * 1024 * 1024
+_MAX_CYCLE_LENGTH = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  """What a training/eval run needs to know about a data source.
+
+  Attributes:
+    name: dataset name.
+    num_classes: logits width the model needs (number of classes + labels_offset).
+    labels_offset: 1 when label 0 is background (slim's layout), else 0.
+    num_examples: split -> number of examples (empty for tfds datasets without split info).
+    class_names: index = label (index 0 is "background" when labels_offset is 1).
+    splits: available split names.
+    files: split -> shard file names with their example counts (builder directories only).
+  """
+
+  name: str
+  num_classes: int
+  labels_offset: int
+  num_examples: dict
+  class_names: list
+  splits: tuple
+  files: dict = dataclasses.field(default_factory=dict, repr=False)
+
+
+def _is_tfds(source: str) -> bool:
+  return isinstance(source, str) and source.startswith(TFDS_PREFIX)
+
+
+def _tfds_builder(source: str):
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  name = source[len(TFDS_PREFIX):]
+  if not name:
+    raise ValueError(f"Expected 'tfds:<name>' (e.g. 'tfds:imagenet2012'); got {source!r}.")
+  return tfds.builder(name)
+
+
+def _manifest_dir(source: str) -> Optional[str]:
+  directory = source if tf.io.gfile.isdir(source) else os.path.dirname(source)
+  if directory and tf.io.gfile.exists(os.path.join(directory, builder.MANIFEST_NAME)):
+    return directory
+  return None
+
+
+def dataset_info(source: Union[str, os.PathLike]) -> DatasetInfo:
+  """Reads class and split information from the builder's manifest or tfds' info.
+
+  Args:
+    source: a builder directory, a file pattern inside one, or `"tfds:<name>"`.
+
+  Returns:
+    A `DatasetInfo`.
+
+  Raises:
+    FileNotFoundError: no manifest next to the TFRecords.
+  """
+  source = os.fspath(source)
+  if _is_tfds(source):
+    tfds_builder = _tfds_builder(source)
+    _, label_key, _ = builder.tfds_feature_keys(tfds_builder.info)
+    names = list(tfds_builder.info.features[label_key].names)
+    splits = dict(tfds_builder.info.splits)
+    return DatasetInfo(name=tfds_builder.info.name, num_classes=len(names), labels_offset=0,
+                       num_examples={k: int(v.num_examples) for k, v in splits.items()},
+                       class_names=names, splits=tuple(splits))
+  directory = _manifest_dir(source)
+  if directory is None:
+    raise FileNotFoundError(f"No {builder.MANIFEST_NAME} for {source!r}; TFRecords written by "
+                            "tools/build_tfrecords.py carry one (a completed build writes it last).")
+  manifest = builder.read_manifest(directory)
+  classes = sorted(manifest["classes"], key=lambda c: c["label"])
+  return DatasetInfo(
+      name=manifest.get("name", ""), num_classes=int(manifest["num_classes"]),
+      labels_offset=int(manifest["labels_offset"]),
+      num_examples={k: int(v["num_examples"]) for k, v in manifest["splits"].items()},
+      class_names=[c["text"] or c["synset"] for c in classes], splits=tuple(manifest["splits"]),
+      files={k: [(f["name"], int(f["num_examples"])) for f in v["files"]]
+             for k, v in manifest["splits"].items()})
+
+
+def list_files(source: Union[str, os.PathLike], split: str) -> tuple[list[str], Optional[list[int]]]:
+  """Shard files of `split` in `source` and their example counts (None when unknown).
+
+  Raises:
+    FileNotFoundError: no file matches.
+  """
+  source = os.fspath(source)
+  if tf.io.gfile.isdir(source):
+    directory = _manifest_dir(source)
+    if directory is not None:
+      manifest = builder.read_manifest(directory)
+      if split not in manifest["splits"]:
+        raise FileNotFoundError(f"Split {split!r} is not in {source!r}; it has "
+                                f"{sorted(manifest['splits'])}.")
+      entries = manifest["splits"][split]["files"]
+      return ([os.path.join(source, e["name"]) for e in entries],
+              [int(e["num_examples"]) for e in entries])
+    pattern = re.compile(rf"^{re.escape(split)}-\d+-of-\d+$")
+    files = sorted(os.path.join(source, f) for f in tf.io.gfile.listdir(source) if pattern.match(f))
+    where = f"{source}/{split}-*-of-*"
+  else:
+    files = sorted(tf.io.gfile.glob(source))
+    where = source
+  if not files:
+    raise FileNotFoundError(f"No TFRecord files match {where!r}. Build them with "
+                            "tools/build_tfrecords.py, or pass a directory, a file pattern or "
+                            "'tfds:<name>'.")
+  return files, None
+
+
+class _Counter:
+  """A process-wide int64 counter usable inside tf.data functions under any strategy.
+
+  A raw resource variable: not a `tf.Variable`, so distribution strategies do not mirror it.
+  """
+
+  def __init__(self):
+    with tf.init_scope():
+      self.handle = tf.raw_ops.VarHandleOp(dtype=tf.int64, shape=[],
+                                           shared_name=f"inception_tf_{uuid.uuid4().hex}")
+      tf.raw_ops.AssignVariableOp(resource=self.handle, value=tf.constant(0, tf.int64))
+
+  def add(self, value) -> tf.Operation:
+    return tf.raw_ops.AssignAddVariableOp(resource=self.handle, value=tf.cast(value, tf.int64))
+
+  def value(self) -> int:
+    with tf.init_scope():
+      return int(tf.raw_ops.ReadVariableOp(resource=self.handle, dtype=tf.int64))
+
+
+_counters: dict[str, _Counter] = {}
+_counters_lock = threading.Lock()
+
+
+def _counter(name: str) -> _Counter:
+  with _counters_lock:
+    if name not in _counters:
+      _counters[name] = _Counter()
+    return _counters[name]
+
+
+def decode_error_count() -> int:
+  """Records dropped because their image failed to decode, over all pipelines of this process.
+
+  Counted as records that entered the decoder minus images it produced: exact once a pipeline is
+  drained (e.g. after an eval pass); while a training stream runs it may include the few records
+  being decoded at that moment.
+  """
+  return _counter("decode_attempts").value() - _counter("decode_successes").value()
+
+
+def _decode_guarded(decode_fn):
+  """Wraps `decode_fn(element) -> dict` to count attempts and successes."""
+  attempts, successes = _counter("decode_attempts"), _counter("decode_successes")
+
+  def fn(*args):
+    with tf.control_dependencies([attempts.add(1)]):
+      args = tf.nest.map_structure(tf.identity, args)
+    out = decode_fn(*args)
+    with tf.control_dependencies([successes.add(1)] + tf.nest.flatten(out)):
+      return tf.nest.map_structure(tf.identity, out)
+
+  return fn
+
+
+def _image_hw(image_size) -> tuple[int, int]:
+  if isinstance(image_size, int):
+    return image_size, image_size
+  if (isinstance(image_size, Sequence) and len(image_size) == 2
+      and all(isinstance(v, int) for v in image_size)):
+    return int(image_size[0]), int(image_size[1])
+  raise ValueError(f"image_size must be an int or (height, width); got {image_size!r}.")
+
+
+def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bool, batch_size: int,
+                 image_size, input_context: Optional[tf.distribute.InputContext] = None,
+                 seed: Optional[int] = None, deterministic: bool = False, cache: bool = False,
+                 dtype: tf.dtypes.DType = tf.float32, num_epochs: Optional[int] = None,
+                 skip_batches: int = 0, preprocessing: str = "inception", fast_mode: bool = False,
+                 shuffle_buffer_size: int = DEFAULT_SHUFFLE_BUFFER,
+                 central_fraction: float = preprocessing_lib.CENTRAL_FRACTION,
+                 with_filenames: bool = False) -> tf.data.Dataset:
+  """The train or eval `tf.data.Dataset` of one input pipeline.
+
+  Args:
+    source: builder directory, TFRecord file pattern, or `"tfds:<name>"` (tfds dataset on disk).
+    split: `train`, `validation`, ... (for a file pattern only used in messages).
+    is_training: train stream (shuffled, repeated, augmented, full batches) or one eval pass.
+    batch_size: examples per batch of THIS pipeline (the per-replica batch size with
+      `distribute_datasets_from_function`).
+    image_size: output size, int or (height, width).
+    input_context: from `distribute_datasets_from_function`; shards files per input pipeline (or
+      records when there are fewer files than pipelines).
+    seed: seed of the shuffles and augmentations; None draws one at random.
+    deterministic: make the element order a pure function of `seed` (0 when None).
+    cache: cache the serialized records in memory (small datasets).
+    dtype: image dtype, e.g. `tf.bfloat16` on TPUs.
+    num_epochs: training epochs (None: forever); eval: passes (None: one).
+    skip_batches: training batches to skip (resuming at step `skip_batches`).
+    preprocessing: "inception" ([-1, 1] inputs).
+    fast_mode: slim's fast mode of the train preprocessing.
+    shuffle_buffer_size: record shuffle buffer of a training stream.
+    central_fraction: eval central crop fraction.
+    with_filenames: add `"filenames"` (string [B]) to every element.
+
+  Returns:
+    Training: `{"images": dtype [B, H, W, 3] in [-1, 1], "labels": int32 [B]}` batches with a
+    static batch size. Eval: the same plus `"mask"`: float32 [B], 1 for real examples, 0 for the
+    padding of the last batch.
+
+  Raises:
+    ValueError: invalid arguments (the message names the value and the allowed ones).
+    FileNotFoundError: no data at `source`.
+  """
+  source = os.fspath(source)
+  height, width = _image_hw(image_size)
+  if not isinstance(batch_size, int) or batch_size < 1:
+    raise ValueError(f"batch_size must be a positive int (per replica); got {batch_size!r}.")
+  if preprocessing not in PREPROCESSING:
+    raise ValueError(f"preprocessing must be one of {PREPROCESSING}; got {preprocessing!r}.")
+  if num_epochs is not None and (not isinstance(num_epochs, int) or num_epochs < 1):
+    raise ValueError(f"num_epochs must be None or a positive int; got {num_epochs!r}.")
+  if not isinstance(skip_batches, int) or skip_batches < 0:
+    raise ValueError(f"skip_batches must be an int >= 0; got {skip_batches!r}.")
+  if skip_batches and not is_training:
+    raise ValueError("skip_batches only applies to training streams (is_training=True).")
+  dtype = tf.dtypes.as_dtype(dtype)
+  if not dtype.is_floating:
+    raise ValueError(f"dtype must be a float dtype (float32, bfloat16, float16); got {dtype!r}.")
+  num_pipelines = input_context.num_input_pipelines if input_context else 1
+  pipeline_id = input_context.input_pipeline_id if input_context else 0
+  if seed is None:
+    seed = 0 if deterministic else random.SystemRandom().randrange(2**31)
+  seed = int(seed)
+
+  if _is_tfds(source):
+    records, counts, parse = _tfds_records(source, split, num_pipelines, pipeline_id, seed,
+                                           is_training, deterministic)
+  else:
+    records, counts, parse = _tfrecord_records(source, split, num_pipelines, pipeline_id)
+  # `records(epoch_seed, shuffle)` returns one epoch of this pipeline's raw records.
+
+  if is_training:
+    ds, start_index, skip = _training_stream(records, counts, seed=seed, cache=cache,
+                                             num_epochs=num_epochs, skip=skip_batches * batch_size,
+                                             shuffle_buffer_size=shuffle_buffer_size)
+
+    def decode(index, raw):
+      example = parse(raw)
+      example_seed = tf.stack([tf.constant(seed, tf.int64) * 1_000_003 + pipeline_id, index])
+      image = preprocessing_lib.preprocess_for_train(example["image_bytes"], height, width,
+                                                     example["bbox"], fast_mode=fast_mode,
+                                                     seed=example_seed)
+      out = {"images": tf.cast(image, dtype), "labels": example["label"]}
+      if with_filenames:
+        out["filenames"] = example["filename"]
+      return out
+
+    ds = ds.enumerate(start=start_index).skip(skip)
+    ds = ds.map(_decode_guarded(decode), num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=deterministic)
+    ds = ds.ignore_errors()
+    ds = ds.batch(batch_size, drop_remainder=True)
+  else:
+    ds = records(seed, False)
+    if cache:
+      ds = ds.cache()
+    if num_epochs and num_epochs > 1:
+      ds = ds.repeat(num_epochs)
+
+    def decode(raw):
+      example = parse(raw)
+      image = preprocessing_lib.preprocess_for_eval(example["image_bytes"], height, width,
+                                                    central_fraction=central_fraction)
+      out = {"images": tf.cast(image, dtype), "labels": example["label"],
+             "mask": tf.constant(1.0, tf.float32)}
+      if with_filenames:
+        out["filenames"] = example["filename"]
+      return out
+
+    ds = ds.map(_decode_guarded(decode), num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=deterministic)
+    ds = ds.ignore_errors()
+    ds = ds.batch(batch_size, drop_remainder=False)
+    ds = ds.map(lambda batch: _pad_batch(batch, batch_size), num_parallel_calls=tf.data.AUTOTUNE)
+  ds = ds.prefetch(tf.data.AUTOTUNE)
+  options = tf.data.Options()
+  options.deterministic = deterministic
+  options.experimental_optimization.map_parallelization = True
+  return ds.with_options(options)
+
+
+def _pad_batch(batch: dict, batch_size: int) -> dict:
+  """Pads every tensor of a (possibly short) batch with zeros to `batch_size` rows."""
+  num = tf.shape(batch["labels"])[0]
+
+  def pad(t):
+    paddings = [[0, batch_size - num]] + [[0, 0]] * (t.shape.rank - 1)
+    padded = tf.pad(t, paddings)
+    return tf.ensure_shape(padded, [batch_size] + t.shape.as_list()[1:])
+
+  return {k: pad(v) for k, v in batch.items()}
+
+
+def _training_stream(records, epoch_size: Optional[int], *, seed: int, cache: bool,
+                     num_epochs: Optional[int], skip: int, shuffle_buffer_size: int):
+  """Epoch-structured shuffled stream.
+
+  Returns:
+    `(dataset, index of its first element in the full stream, records still to skip)`.
+  """
+  total_epochs = num_epochs or _MAX_EPOCHS
+  if cache:
+    cached = records(seed, False).cache()
+    one_epoch_source = lambda epoch_seed: cached  # noqa: E731
+  else:
+    one_epoch_source = lambda epoch_seed: records(epoch_seed, True)  # noqa: E731
+
+  def one_epoch(epoch):
+    epoch_seed = tf.constant(seed, tf.int64) * 7919 + epoch
+    return one_epoch_source(epoch_seed).shuffle(shuffle_buffer_size, seed=epoch_seed,
+                                                reshuffle_each_iteration=False)
+
+  if epoch_size:  # whole epochs are skipped without reading them
+    first_epoch = min(skip // epoch_size, total_epochs)
+    epochs = tf.data.Dataset.range(first_epoch, total_epochs)
+    start = first_epoch * epoch_size
+  else:  # unknown epoch size (tfds sharded by file, patterns without manifest): read to skip
+    epochs = tf.data.Dataset.range(total_epochs)
+    start = 0
+  return epochs.flat_map(one_epoch), start, skip - start
+
+
+def _tfrecord_records(source, split, num_pipelines, pipeline_id):
+  files, counts = list_files(source, split)
+  shard_files = len(files) >= num_pipelines
+  if shard_files:
+    files = files[pipeline_id::num_pipelines]
+    epoch_size = sum(counts[pipeline_id::num_pipelines]) if counts else None
+  else:
+    total = sum(counts) if counts else None
+    epoch_size = -(-(total - pipeline_id) // num_pipelines) if total is not None else None
+  cycle_length = min(len(files), _MAX_CYCLE_LENGTH)
+
+  def records(epoch_seed, shuffle_files):
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle_files and shard_files and len(files) > 1:
+      ds = ds.shuffle(len(files), seed=epoch_seed, reshuffle_each_iteration=False)
+    ds = ds.interleave(
+        lambda f: tf.data.TFRecordDataset(f, buffer_size=_READ_BUFFER_BYTES),
+        cycle_length=cycle_length, block_length=1, num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True if not shard_files else None)
+    if not shard_files:
+      ds = ds.shard(num_pipelines, pipeline_id)
+    return ds
+
+  return records, epoch_size, tfrecord.parse_example
+
+
+def _tfds_records(source, split, num_pipelines, pipeline_id, seed, is_training, deterministic):
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  tfds_builder = _tfds_builder(source)
+  image_key, label_key, file_key = builder.tfds_feature_keys(tfds_builder.info)
+  try:
+    split_info = tfds_builder.info.splits[split]
+    num_files, total = split_info.num_shards, int(split_info.num_examples)
+  except KeyError:
+    num_files, total = 0, None
+  shard_files = num_pipelines > 1 and num_files >= num_pipelines
+  input_context = (tf.distribute.InputContext(num_input_pipelines=num_pipelines,
+                                              input_pipeline_id=pipeline_id)
+                   if shard_files else None)
+  epoch_size = None
+  if total is not None and not shard_files:
+    epoch_size = -(-(total - pipeline_id) // num_pipelines)
+
+  def records(epoch_seed, shuffle_files):
+    del epoch_seed  # tfds' file shuffle takes a Python int
+    read_config = tfds.ReadConfig(input_context=input_context, shuffle_seed=seed,
+                                  interleave_cycle_length=_MAX_CYCLE_LENGTH)
+    ds = tfds_builder.as_dataset(split=split, shuffle_files=shuffle_files and is_training,
+                                 read_config=read_config,
+                                 decoders={image_key: tfds.decode.SkipDecoding()})
+    if num_pipelines > 1 and not shard_files:
+      ds = ds.shard(num_pipelines, pipeline_id)
+    keys = [image_key, label_key] + ([file_key] if file_key else [])
+    return ds.map(lambda ex: {k: ex[k] for k in keys})
+
+  def parse(raw):
+    return {"image_bytes": raw[image_key], "label": tf.cast(raw[label_key], tf.int32),
+            "filename": raw[file_key] if file_key else tf.constant(""),
+            "bbox": tf.zeros([1, 0, 4], tf.float32)}
+
+  del deterministic
+  return records, epoch_size, parse
