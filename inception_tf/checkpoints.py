@@ -50,9 +50,17 @@ def resolve_checkpoint_path(path: str) -> str:
   path = os.fspath(path)
   if tf.io.gfile.isdir(path):
     latest = tf.train.latest_checkpoint(path)
-    if latest is None:
+    if latest is not None:
+      return latest
+    # No `checkpoint` state file (e.g. written by `save_slim_checkpoint`): a single prefix will do.
+    indexes = sorted(f for f in tf.io.gfile.glob(os.path.join(path, "*.index"))
+                     if not os.path.basename(f).startswith(".tmp-"))
+    if len(indexes) == 1:
+      return indexes[0][:-len(".index")]
+    if not indexes:
       raise FileNotFoundError(f"No checkpoint found in directory {path!r}.")
-    return latest
+    raise ValueError(f"Directory {path!r} holds {len(indexes)} checkpoints and no `checkpoint` "
+                     f"state file; pass one prefix: {[i[:-len('.index')] for i in indexes]}.")
   for suffix in (".index", ".meta"):
     if path.endswith(suffix):
       return path[:-len(suffix)]
@@ -213,9 +221,17 @@ def save_slim_checkpoint(model: keras.Model,
     tf.raw_ops.SaveV2(prefix=tmp_prefix, tensor_names=names, shape_and_slices=[""] * len(names),
                       tensors=[tf.constant(tensors[n]) for n in names])
   written = tf.io.gfile.glob(tmp_prefix + ".*")
-  data_files = [f for f in written if not f.endswith(".index")]
-  for source in data_files + [tmp_prefix + ".index"]:
-    tf.io.gfile.rename(source, path + source[len(tmp_prefix):], overwrite=True)
+  try:
+    # An old checkpoint at `path` loses its index first: between the renames below no index
+    # exists, so an interruption cannot pair an old index with new data (or the reverse).
+    if tf.io.gfile.exists(path + ".index"):
+      tf.io.gfile.remove(path + ".index")
+    data_files = [f for f in written if not f.endswith(".index")]
+    for source in data_files + [tmp_prefix + ".index"]:
+      tf.io.gfile.rename(source, path + source[len(tmp_prefix):], overwrite=True)
+  finally:
+    for leftover in tf.io.gfile.glob(tmp_prefix + ".*"):
+      tf.io.gfile.remove(leftover)
   return path
 
 
