@@ -420,7 +420,7 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *, datasets: Dataset
     stream: where the progress lines go (default stdout); only the chief prints.
 
   Returns:
-    {"step", "train_loss", "eval": {"top1", "top5", "loss", "num_examples"} (EMA weights when
+    {"step", "train_loss", "history" (the metrics of every logged step), "eval": {"top1", "top5", "loss", "num_examples"} (EMA weights when
     kept), "eval_raw" (the raw weights, when EMA is on), "images_per_second", "seconds"}.
 
   Raises:
@@ -487,7 +487,7 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *, datasets: Dataset
         f"over {result['num_examples']} examples")
     return result
 
-  results: dict[str, Any] = {"step": start_step}
+  results: dict[str, Any] = {"step": start_step, "history": []}
   train_started = time.time()
   images_per_second = float("nan")
   train_loss = float("nan")
@@ -530,6 +530,7 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *, datasets: Dataset
         rate = window_images / max(now - window_start, 1e-9) if window_images else float("nan")
         per_step = time_timed / steps_done_timed if steps_done_timed else elapsed / num_steps
         lr = float(trainer.schedule(step - 1))
+        results["history"].append({"step": step, "learning_rate": lr, **metrics})
         say(f"step {step}/{total_steps}  loss {train_loss:.4f}  lr {lr:.5f}  "
             f"{rate:.1f} images/s  ETA {_format_eta(per_step * (total_steps - step))}")
         with train_writer.as_default():
