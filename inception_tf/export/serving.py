@@ -1,0 +1,250 @@
+"""Serving signatures: encoded image bytes in, top-k classes with names out, all inside the graph.
+
+`ServingModule(model, ...)` wraps an inference model (see `inference.make_inference_model`) in two
+`tf.function`s, exported as SavedModel signatures by `export_saved_model`:
+
+  serving_default(images: string[N])            JPEG / PNG / GIF (first frame) / BMP bytes
+      -> classes int64[N, k], probabilities float32[N, k], class_names string[N, k],
+         class_ids string[N, k] (e.g. WordNet synsets), all_probabilities float32[N, C]
+  predict_images(images: float32[N, S, S, 3])   already preprocessed, in [-1, 1]
+      -> logits float32[N, C], probabilities float32[N, C]
+
+Each image is decoded and preprocessed exactly as `inception_tf.data.preprocessing.preprocess_for_eval`
+(central crop, TF1 bilinear resize, scale to [-1, 1]), so a served image gets the probabilities the
+evaluation pipeline gives it.
+
+Bad input fails only its request, with an `InvalidArgumentError` naming the image and the cause:
+the format is sniffed from the magic bytes and the width and height are read from the header
+*before* anything is decoded. An image above `max_pixels` is decoded at 1/2, 1/4 or 1/8 scale when it
+is a JPEG (libjpeg's DCT scaling: the cost stays bounded and the result differs from a full decode
+only by that downscale, which the resize to the model's size mostly absorbs); other formats above the
+limit, and JPEGs above 64 x `max_pixels`, are rejected with a message saying so.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from inception_tf.labels import LabelMap
+
+# 4096 x 4096: 48 MiB as decoded uint8 RGB, ~200 MiB through preprocessing in float32.
+DEFAULT_MAX_PIXELS = 4096 * 4096
+FORMATS = ("JPEG", "PNG", "GIF", "BMP")
+_JPEG, _PNG, _GIF, _BMP = range(4)
+_JPEG_RATIOS = (1, 2, 4, 8)
+_HEADER_BYTES = 32
+
+
+def _preprocessing():
+  from inception_tf.data import preprocessing  # pylint: disable=import-outside-toplevel
+  return preprocessing
+
+
+def _big_endian(header, start: int, length: int):
+  value = tf.constant(0, tf.int64)
+  for i in range(length):
+    value = value * 256 + header[start + i]
+  return value
+
+
+def _little_endian(header, start: int, length: int):
+  value = tf.constant(0, tf.int64)
+  for i in reversed(range(length)):
+    value = value * 256 + header[start + i]
+  return value
+
+
+def _matches(header, magic: bytes):
+  return tf.reduce_all(tf.equal(header[:len(magic)], tf.constant(list(magic), tf.int64)))
+
+
+def image_header(data: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+  """Format, height and width of encoded image bytes, read from the header without decoding.
+
+  Args:
+    data: scalar tf.string.
+
+  Returns:
+    (format index into `FORMATS` or -1 for anything else, height int64, width int64,
+     the first 8 bytes as int64 for error messages).
+  """
+  padded = tf.strings.join([data, tf.constant(b"\0" * _HEADER_BYTES)])
+  header = tf.cast(tf.io.decode_raw(tf.strings.substr(padded, 0, _HEADER_BYTES), tf.uint8),
+                   tf.int64)
+  is_jpeg = _matches(header, b"\xff\xd8\xff")
+  is_png = _matches(header, b"\x89PNG\r\n\x1a\n")
+  is_gif = _matches(header, b"GIF8")
+  is_bmp = _matches(header, b"BM")
+  image_format = tf.where(is_jpeg, _JPEG, tf.where(is_png, _PNG, tf.where(
+      is_gif, _GIF, tf.where(is_bmp, _BMP, -1))))
+
+  # BMP: a 12-byte BITMAPCOREHEADER has 16-bit sizes, later headers signed 32-bit ones (a negative
+  # height means top-down rows).
+  bmp_core = tf.equal(_little_endian(header, 14, 4), 12)
+  bmp_width = tf.where(bmp_core, _little_endian(header, 18, 2), _little_endian(header, 18, 4))
+  bmp_height = _little_endian(header, 22, 4)
+  bmp_height = tf.abs(tf.where(bmp_height >= 2**31, bmp_height - 2**32, bmp_height))
+  bmp_height = tf.where(bmp_core, _little_endian(header, 20, 2), bmp_height)
+  bmp_width = tf.abs(tf.where(bmp_width >= 2**31, bmp_width - 2**32, bmp_width))
+
+  def jpeg_shape():
+    return tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64)
+
+  def other_shape():
+    return tf.stack([
+        tf.where(is_png, _big_endian(header, 20, 4),
+                 tf.where(is_gif, _little_endian(header, 8, 2), bmp_height)),
+        tf.where(is_png, _big_endian(header, 16, 4),
+                 tf.where(is_gif, _little_endian(header, 6, 2), bmp_width)),
+    ])
+
+  shape = tf.cond(is_jpeg, jpeg_shape, other_shape)
+  return image_format, shape[0], shape[1], header[:8]
+
+
+def decode_image_bounded(data: tf.Tensor, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+                         index: tf.Tensor | int = 0) -> tf.Tensor:
+  """Decodes JPEG/PNG/GIF/BMP bytes to uint8 RGB [H, W, 3] with the decode size bounded.
+
+  Up to `max_pixels` this is `preprocessing.decode_image_rgb`. Larger JPEGs are decoded at the
+  smallest DCT scale 1/2, 1/4 or 1/8 that fits; anything else larger is rejected.
+
+  Args:
+    data: scalar tf.string.
+    max_pixels: the largest height x width decoded at full scale.
+    index: position of the image in its batch, for error messages.
+
+  Returns:
+    uint8 tensor [H, W, 3].
+
+  Raises:
+    tf.errors.InvalidArgumentError (when run): not an image of a supported format, an empty
+      image, or an image too large for the limit.
+  """
+  image_format, height, width, head = image_header(data)
+  pixels = height * width
+  known = tf.debugging.Assert(image_format >= 0, [tf.strings.format(
+      "Image {} of the request is not a JPEG, PNG, GIF or BMP image (it starts with the bytes {}); "
+      "send the encoded file bytes.", (index, head), summarize=8)])
+  with tf.control_dependencies([known]):
+    non_empty = tf.debugging.Assert(pixels > 0, [tf.strings.format(
+        "Image {} of the request has an empty or unreadable size {}x{} in its header.",
+        (index, width, height))])
+  format_name = tf.gather(tf.constant(FORMATS), tf.maximum(image_format, 0))
+  max_scaled = max_pixels * _JPEG_RATIOS[-1]**2
+  limit = tf.where(tf.equal(image_format, _JPEG), tf.constant(max_scaled, tf.int64),
+                   tf.constant(max_pixels, tf.int64))
+  with tf.control_dependencies([non_empty]):
+    bounded = tf.debugging.Assert(pixels <= limit, [tf.strings.format(
+        "Image {} of the request is a {} of {}x{} = {} pixels, above the {} pixels this model "
+        "decodes (max_pixels={}, JPEGs up to 64x that are decoded at reduced scale); downscale it "
+        "before sending.", (index, format_name, width, height, pixels, limit, max_pixels))])
+  with tf.control_dependencies([bounded]):
+    # The smallest DCT scale that brings the JPEG under max_pixels: 0 -> 1/1, ..., 3 -> 1/8.
+    ratio_index = tf.reduce_sum(tf.cast(
+        pixels > tf.constant([max_pixels * r * r for r in _JPEG_RATIOS[:-1]], tf.int64), tf.int32))
+    ratio_index = tf.where(tf.equal(image_format, _JPEG), ratio_index, 0)
+    branches = [lambda: _preprocessing().decode_image_rgb(data)]
+    branches += [lambda r=r: tf.io.decode_jpeg(data, channels=3, ratio=r)
+                 for r in _JPEG_RATIOS[1:]]
+    image = tf.switch_case(ratio_index, branches)
+  image.set_shape([None, None, 3])
+  return image
+
+
+class ServingModule(tf.Module):
+  """The serving functions of one inference model (see the module docstring)."""
+
+  def __init__(self, model: keras.Model, *, label_map: LabelMap, image_size: int,
+               crop_fraction: float = 0.875, top_k: int = 5, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """Wraps `model`.
+
+    Args:
+      model: returns `{"logits": [N, C]}` for float [N, image_size, image_size, 3] in [-1, 1].
+      label_map: C class ids and names.
+      image_size: the model's input height and width.
+      crop_fraction: central crop of `preprocess_for_eval` (0.875 for the Inception family).
+      top_k: how many classes `serving_default` returns (capped at C).
+      max_pixels: decode bound, see `decode_image_bounded`.
+
+    Raises:
+      ValueError: label map and logits disagree, or a bad top_k / crop_fraction / max_pixels.
+    """
+    super().__init__(name="inception_serving")
+    num_classes = int(model.output["logits"].shape[-1])
+    if len(label_map) != num_classes:
+      raise ValueError(f"The label map has {len(label_map)} classes but the model has "
+                       f"{num_classes} logits.")
+    if top_k < 1:
+      raise ValueError(f"top_k must be >= 1, got {top_k}.")
+    if not 0.0 < crop_fraction <= 1.0:
+      raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}.")
+    if max_pixels < image_size * image_size:
+      raise ValueError(f"max_pixels={max_pixels} is below the model's own input "
+                       f"{image_size}x{image_size}.")
+    # The model itself is kept out of the SavedModel's object graph (saving would trace every Keras
+    # layer); its variables are tracked directly, which is all the signatures need.
+    object.__setattr__(self, "model", model)
+    self.model_variables = list(model.variables)
+    self.image_size = image_size
+    self.crop_fraction = crop_fraction
+    self.top_k = min(top_k, num_classes)
+    self.max_pixels = max_pixels
+    self.num_classes = num_classes
+    self._class_ids = tf.constant(list(label_map.ids))
+    self._class_names = tf.constant(list(label_map.names))
+    self.serving_default = tf.function(
+        self._serve_bytes, input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+    self.predict_images = tf.function(self._predict_images, input_signature=[
+        tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name="images")])
+
+  def preprocess(self, images: tf.Tensor) -> tf.Tensor:
+    """Encoded bytes [N] -> float32 [N, S, S, 3] in [-1, 1], as the evaluation pipeline."""
+    preprocessing = _preprocessing()
+    size = self.image_size
+
+    def one(args):
+      index, data = args
+      image = decode_image_bounded(data, max_pixels=self.max_pixels, index=index)
+      return preprocessing.preprocess_for_eval(image, size, size,
+                                               central_fraction=self.crop_fraction)
+
+    return tf.map_fn(one, (tf.range(tf.shape(images)[0]), images),
+                     fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
+
+  def _logits(self, images: tf.Tensor) -> tf.Tensor:
+    return tf.cast(self.model(images, training=False)["logits"], tf.float32)
+
+  def _predict_images(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+    logits = self._logits(images)
+    return {"logits": logits, "probabilities": tf.nn.softmax(logits)}
+
+  def _serve_bytes(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+    probabilities = tf.nn.softmax(self._logits(self.preprocess(images)))
+    top = tf.math.top_k(probabilities, k=self.top_k)
+    return {
+        "classes": tf.cast(top.indices, tf.int64),
+        "probabilities": top.values,
+        "class_names": tf.gather(self._class_names, top.indices),
+        "class_ids": tf.gather(self._class_ids, top.indices),
+        "all_probabilities": probabilities,
+    }
+
+
+def export_saved_model(module: ServingModule, export_dir: str) -> str:
+  """Writes `module` as a SavedModel with the `serving_default` and `predict_images` signatures.
+
+  Returns:
+    `export_dir`.
+  """
+  signatures = {
+      "serving_default": module.serving_default.get_concrete_function(),
+      "predict_images": module.predict_images.get_concrete_function(),
+  }
+  tf.saved_model.save(module, export_dir, signatures=signatures)
+  return export_dir
+
+
+__all__ = ["ServingModule", "decode_image_bounded", "image_header", "export_saved_model",
+           "DEFAULT_MAX_PIXELS", "FORMATS"]
