@@ -137,71 +137,46 @@ def read_blacklist(path: str) -> list[int]:
 
 def _validation_id(filename: tf.Tensor, position: tf.Tensor) -> tf.Tensor:
   """The devkit id of a record: the number in `..._val_00000123.JPEG`, else its 1-based position."""
-  digits = tf.strings.regex_replace(filename, r"^(?:.*\D)?(\d+)\.[A-Za-z]+$", r"\1")
-  parsed = tf.strings.to_number(digits, tf.int64)
-  has_id = tf.strings.regex_full_match(filename, r"^(?:.*\D)?\d+\.[A-Za-z]+$")
-  return tf.where(has_id, parsed, position)
+  pattern = r"^(?:.*\D)?(\d+)\.[A-Za-z]+$"
+  has_id = tf.strings.regex_full_match(filename, pattern)
+  digits = tf.where(has_id, tf.strings.regex_replace(filename, pattern, r"\1"), "0")
+  return tf.where(has_id, tf.strings.to_number(digits, tf.int64), position)
 
 
 def _data_info(source: str | None):
+  """`inception_tf.data.dataset_info` of the source, or None when it has no manifest."""
+  from inception_tf import data as data_lib  # pylint: disable=import-outside-toplevel
   try:
-    from inception_tf import data as data_lib  # pylint: disable=import-outside-toplevel
-  except ImportError:
+    return data_lib.dataset_info(source)
+  except FileNotFoundError:
     return None
-  if not hasattr(data_lib, "dataset_info"):
-    return None
-  return data_lib.dataset_info(source)
 
 
-def _tfrecord_files(source: str, split: str) -> list[str]:
-  if tf.io.gfile.isdir(source):
-    patterns = [os.path.join(source, f"{split}-*"), os.path.join(source, f"{split}.tfrecord*"),
-                os.path.join(source, f"*{split}*.tfrecord*")]
-  else:
-    patterns = [source]
-  for pattern in patterns:
-    files = sorted(tf.io.gfile.glob(pattern))
-    if files:
-      return files
-  raise FileNotFoundError(f"No TFRecord files for split {split!r} match {patterns} "
-                          "(expected slim's <split>-NNNNN-of-NNNNN shards in --data_dir, or a glob "
-                          "pattern).")
-
-
-def _raw_examples(source: str | None, split: str, tfds_name: str | None) -> tf.data.Dataset:
-  """Records in file order as {"image_bytes" or "image", "label", "filename"}."""
-  if tfds_name:
-    import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
-    ds = tfds.load(tfds_name, split=split, data_dir=source, download=False, shuffle_files=False)
-
-    def convert(example):
-      name = example.get("file_name", tf.constant("", tf.string))
-      return {"image": example["image"], "label": tf.cast(example["label"], tf.int32),
-              "filename": name}
-
-    return ds.map(convert)
-  if source is None:
-    from inception_tf.data import default_dataset  # pylint: disable=import-outside-toplevel
-    source = default_dataset.digits_data_dir()
+def _raw_examples(source: str, split: str) -> tf.data.Dataset:
+  """Records in data order as {"image_bytes", "label", "filename"} (no shuffling)."""
+  from inception_tf.data import builder  # pylint: disable=import-outside-toplevel
+  from inception_tf.data import pipeline  # pylint: disable=import-outside-toplevel
   from inception_tf.data import tfrecord  # pylint: disable=import-outside-toplevel
-  files = _tfrecord_files(source, split)
-  ds = tf.data.TFRecordDataset(files)
-  return ds.map(lambda s: {k: v for k, v in tfrecord.parse_example(s).items() if k != "bbox"})
+  if source.startswith(pipeline.TFDS_PREFIX):
+    import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+    tfds_builder = pipeline._tfds_builder(source)  # pylint: disable=protected-access
+    image_key, label_key, file_key = builder.tfds_feature_keys(tfds_builder.info)
+    ds = tfds_builder.as_dataset(split=split, shuffle_files=False,
+                                 decoders={image_key: tfds.decode.SkipDecoding()})
+    return ds.map(lambda e: {
+        "image_bytes": e[image_key], "label": tf.cast(e[label_key], tf.int32),
+        "filename": e[file_key] if file_key else tf.constant("", tf.string)})
+  files, _ = pipeline.list_files(source, split)
+  return tf.data.TFRecordDataset(files).map(
+      lambda s: {k: v for k, v in tfrecord.parse_example(s).items() if k != "bbox"})
 
 
 def _decode(example: dict) -> tf.Tensor:
-  if "image" in example:
+  from inception_tf.data.preprocessing import decode_image_rgb  # pylint: disable=import-outside-toplevel
+  if "image" in example:  # already decoded (in-memory data sets)
     image = example["image"]
     return tf.image.grayscale_to_rgb(image) if image.shape[-1] == 1 else image
-  try:
-    from inception_tf.data.preprocessing import decode_image_rgb  # pylint: disable=import-outside-toplevel
-  except ImportError:
-    decode_image_rgb = None
-  if decode_image_rgb is not None:
-    return decode_image_rgb(example["image_bytes"])
-  image = tf.io.decode_image(example["image_bytes"], channels=3, expand_animations=False)
-  image.set_shape([None, None, 3])
-  return image
+  return decode_image_rgb(example["image_bytes"])
 
 
 def build_dataset(raw: tf.data.Dataset, *, image_sizes: Sequence[int], crops: int,
@@ -461,7 +436,8 @@ class Evaluator:
 
   Args:
     models: ModelSpec(s) or built Keras model(s); several = an ensemble.
-    source: TFRecord dir / glob pattern (or the tfds data dir with `tfds_name`); None = digits.
+    source: TFRecord dir / glob pattern, or "tfds:<name>" (prepared; no download); None = the
+      built-in digits.
     split: data split.
     crops: 1, 10, 12 or 144.
     image_size: input size for members that do not fix their own.
@@ -470,7 +446,7 @@ class Evaluator:
     strategy: a tf.distribute strategy (single host); default: the current one.
     use_ema: None = EMA weights when the checkpoint has them.
     blacklist: devkit ids to exclude, or a path to the blacklist file.
-    tfds_name: read a tfds data set (prepared, no download) instead of TFRecords.
+    tfds_name: same as source="tfds:<tfds_name>".
     central_fraction: 1-crop central fraction; default: the first member's (0.875).
     max_examples: evaluate only the first N examples.
     num_classes: the data set's number of classes (default: `dataset_info`, else the widest model).
@@ -499,21 +475,23 @@ class Evaluator:
       for spec in specs:
         if spec.name and spec.model is None:
           check_image_size(spec.name, spec.image_size or image_size)
-    if isinstance(source, str) and source.startswith("tfds:"):
-      source, tfds_name = None, source[len("tfds:"):]
-    self.source, self.split, self.tfds_name = source, split, tfds_name
     info = None
-    if raw_dataset is None and not tfds_name:
+    if raw_dataset is None:
+      if tfds_name:
+        source = f"tfds:{tfds_name}"
+      elif source is None:
+        from inception_tf.data import default_dataset  # pylint: disable=import-outside-toplevel
+        source = default_dataset.digits_data_dir()
+      source = os.fspath(source)
       info = _data_info(source)
-      self.raw = _raw_examples(source, split, tfds_name)
-    elif raw_dataset is None:
-      self.raw = _raw_examples(source, split, tfds_name)
+      self.raw = _raw_examples(source, split)
     else:
       self.raw = raw_dataset
+    self.source, self.split = source, split
     self.num_classes = num_classes or (info.num_classes if info else None)
     self.labels_offset = (labels_offset if labels_offset is not None
                           else (info.labels_offset if info else 0))
-    self.expected_examples = _split_size(info, split) if info else None
+    self.expected_examples = info.num_examples.get(split) if info else None
     self.class_names = list(info.class_names) if info and info.class_names else None
 
     with self.strategy.scope():
@@ -624,7 +602,7 @@ class Evaluator:
     if progress is not None:
       progress.update(progress._seen_so_far, finalize=True)  # pylint: disable=protected-access
     if accumulator.count == 0:
-      raise EvaluationError(f"The {self.split!r} split of {self.source or self.tfds_name!r} has no "
+      raise EvaluationError(f"The {self.split!r} split of {self.source!r} has no "
                             "examples to evaluate (after the blacklist / max_examples).")
     seconds = end - start
     steady = end - warm if warm is not None else 0.0
@@ -635,9 +613,8 @@ class Evaluator:
     per_class = result.pop("per_class")
     if self.class_names:
       for label, entry in per_class.items():
-        index = label - self.labels_offset
-        if 0 <= index < len(self.class_names):
-          entry["name"] = self.class_names[index]
+        if 0 <= label < len(self.class_names):  # class_names[label], background at 0
+          entry["name"] = self.class_names[label]
     report = {
         "top1_accuracy": result["top1_accuracy"], "top5_accuracy": result["top5_accuracy"],
         "top1_error": result["top1_error"], "top5_error": result["top5_error"],
@@ -653,7 +630,7 @@ class Evaluator:
         "checkpoint_step": self.members[0].step,
         "ema_used": [m.ema_used for m in self.members],
         "ensemble": "mean of softmax probabilities over crops and models",
-        "data": {"source": self.source, "tfds_name": self.tfds_name, "split": self.split,
+        "data": {"source": self.source, "split": self.split,
                  "num_classes": self.num_classes, "labels_offset": self.labels_offset,
                  "blacklisted_ids": len(self.blacklist), "max_examples": self.max_examples},
         "strategy": type(self.strategy).__name__,
@@ -671,14 +648,6 @@ class Evaluator:
       report["probabilities"] = np.concatenate(kept_probs)
       report["labels"] = np.concatenate(kept_labels)
     return report
-
-
-def _split_size(info, split: str) -> int | None:
-  splits = getattr(info, "splits", None) or {}
-  value = splits.get(split) if isinstance(splits, dict) else None
-  if isinstance(value, int):
-    return value
-  return getattr(value, "num_examples", None)
 
 
 def _crop_fraction(name: str) -> float:
@@ -708,17 +677,18 @@ def _json_default(value):
 
 
 def evaluate(models, source: str | None = None, *, split: str = "validation", crops: int = 1,
-             output: str | None = None, **kwargs) -> dict:
+             output: str | None = None, return_probabilities: bool = False, **kwargs) -> dict:
   """Evaluates a model or an ensemble with a crop protocol; every example is counted once.
 
   Args:
     models: a `ModelSpec`, a built Keras model, or a list of them (an ensemble: the softmax
       probabilities are averaged over the models and the crops).
-    source: TFRecord directory (slim's `<split>-*` shards) or glob pattern; with `tfds_name` the
-      tfds data dir; None = the built-in digits data.
+    source: TFRecord directory (slim's `<split>-*` shards) or glob pattern, or "tfds:<name>";
+      None = the built-in digits data.
     split: data split ("validation").
     crops: 1, 10, 12 or 144 (see `inception_tf.eval.crops`).
     output: write the JSON report here.
+    return_probabilities: also return the averaged probabilities and labels (see `Evaluator.run`).
     **kwargs: `Evaluator` arguments (image_size, batch_size, strategy, use_ema, blacklist,
       tfds_name, central_fraction, max_examples, num_classes, labels_offset, raw_dataset, verbose).
 
@@ -731,7 +701,7 @@ def evaluate(models, source: str | None = None, *, split: str = "validation", cr
     FileNotFoundError: no checkpoint or no data files.
   """
   evaluator = Evaluator(models, source, split=split, crops=crops, **kwargs)
-  return evaluator.run(output=output)
+  return evaluator.run(output=output, return_probabilities=return_probabilities)
 
 
 def format_report(report: dict) -> str:
