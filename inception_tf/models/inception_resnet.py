@@ -82,6 +82,7 @@ slim's head from 107 up.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import keras
@@ -376,6 +377,65 @@ def _top(x, pre_aux, *, inputs, name: str, num_classes: int, include_top: bool,
 
 
 # ------------------------------------------------------------------------------------------------
+# The paper's Figure 15: 5 x A, Reduction-A, 10 x B, Reduction-B, 5 x C on a 35 x 35 stem output.
+
+
+@dataclasses.dataclass(frozen=True)
+class PaperWidths:
+  """Filter counts of one Figure 15 network (the block figures and Table 1)."""
+
+  block35: tuple[int, tuple[int, int], tuple[int, int, int]]  # tower_1x1, tower_3x3, double 3x3
+  reduction_a: tuple[int, int, int, int]  # k, l, m, n (Table 1)
+  block17: tuple[int, tuple[int, int, int]]  # tower_1x1, tower_7x7
+  reduction_b: tuple[int, int, tuple[int, int]]  # tower_0, tower_1, tower_2
+  block8: tuple[int, tuple[int, int, int]]  # tower_1x1, tower_3x3
+
+
+V1_WIDTHS = PaperWidths(block35=(32, (32, 32), (32, 32, 32)),  # Figure 10
+                        reduction_a=(192, 192, 256, 384),  # Table 1
+                        block17=(128, (128, 128, 128)),  # Figure 11
+                        reduction_b=(384, 256, (256, 256)),  # Figure 12
+                        block8=(192, (192, 192, 192)))  # Figure 13
+V2_PAPER_WIDTHS = PaperWidths(block35=(32, (32, 32), (32, 48, 64)),  # Figure 16
+                              reduction_a=(256, 256, 384, 384),  # Table 1
+                              block17=(192, (128, 160, 192)),  # Figure 17
+                              reduction_b=(384, 288, (288, 320)),  # Figure 18
+                              block8=(192, (192, 224, 256)))  # Figure 19
+
+
+def _figure_15_body(x, *, widths: PaperWidths, scales: tuple[float, float, float],
+                    batch_norm: layers.BatchNorm):
+  """Figure 15 after the stem. Returns (the 8 x 8 map "Repeat_2", the 17 x 17 "PreAuxLogits").
+
+  Channels at 299 for Inception-ResNet-v1 / the paper's -v2: 35 x 35 x 256 / 384, 17 x 17 x
+  896 / 1152, 8 x 8 x 1792 / 2144 (every block keeps its input width).
+  """
+  tower_1x1, tower_3x3, tower_double_3x3 = widths.block35
+  for i in range(1, 6):
+    x = block35(x, scope=f"Repeat.block35_{i}", scale=scales[0], batch_norm=batch_norm,
+                tower_1x1=tower_1x1, tower_3x3=tower_3x3, tower_double_3x3=tower_double_3x3)
+  # 35 x 35 x 256 / 384
+  k, l, m, n = widths.reduction_a
+  x = inception_v4.reduction_a(x, k=k, l=l, m=m, n=n, scope="Mixed_6a", batch_norm=batch_norm)
+  # 17 x 17 x 896 / 1152
+  tower_1x1, tower_7x7 = widths.block17
+  for i in range(1, 11):
+    x = block17(x, scope=f"Repeat_1.block17_{i}", scale=scales[1], batch_norm=batch_norm,
+                tower_1x1=tower_1x1, tower_7x7=tower_7x7)
+  pre_aux = x = layers.identity(x, name="PreAuxLogits")
+  # 17 x 17 x 896 / 1152
+  tower_0, tower_1, tower_2 = widths.reduction_b
+  x = reduction_b(x, batch_norm=batch_norm, tower_0=tower_0, tower_1=tower_1, tower_2=tower_2)
+  # 8 x 8 x 1792 / 2144
+  tower_1x1, tower_3x3 = widths.block8
+  for i in range(1, 6):
+    x = block8(x, scope=f"Repeat_2.block8_{i}", scale=scales[2], batch_norm=batch_norm,
+               tower_1x1=tower_1x1, tower_3x3=tower_3x3)
+  # 8 x 8 x 1792 / 2144
+  return layers.identity(x, name="Repeat_2"), pre_aux
+
+
+# ------------------------------------------------------------------------------------------------
 # Networks.
 
 
@@ -442,29 +502,14 @@ def inception_resnet_v2(inputs,
   if output_stride == 8 and include_top:
     raise ValueError("output_stride=8 builds the network only up to PreAuxLogits (as TF-slim); "
                      "pass include_top=False.")
-  scale_35, scale_17, scale_8 = residual_scales(residual_scale)
+  scales = residual_scales(residual_scale)
+  scale_35, scale_17, scale_8 = scales
   bn = batch_norm
 
   if layout == "paper":
     x = inception_v4.stem(inputs, batch_norm=bn)
     # 35 x 35 x 384
-    for i in range(1, 6):
-      x = block35(x, scope=f"Repeat.block35_{i}", scale=scale_35, batch_norm=bn, tower_1x1=32,
-                  tower_3x3=(32, 32), tower_double_3x3=(32, 48, 64))
-    # 35 x 35 x 384
-    x = inception_v4.reduction_a(x, k=256, l=256, m=384, n=384, scope="Mixed_6a", batch_norm=bn)
-    # 17 x 17 x 1152
-    for i in range(1, 11):
-      x = block17(x, scope=f"Repeat_1.block17_{i}", scale=scale_17, batch_norm=bn, tower_1x1=192,
-                  tower_7x7=(128, 160, 192))
-    pre_aux = x = layers.identity(x, name="PreAuxLogits")
-    # 17 x 17 x 1152
-    x = reduction_b(x, batch_norm=bn, tower_0=384, tower_1=288, tower_2=(288, 320))
-    # 8 x 8 x 2144
-    for i in range(1, 6):
-      x = block8(x, scope=f"Repeat_2.block8_{i}", scale=scale_8, batch_norm=bn, tower_1x1=192,
-                 tower_3x3=(192, 224, 256))
-    x = layers.identity(x, name="Repeat_2")
+    x, pre_aux = _figure_15_body(x, widths=V2_PAPER_WIDTHS, scales=scales, batch_norm=bn)
     # 8 x 8 x 2144
     return _top(x, pre_aux, inputs=inputs, name="InceptionResnetV2", num_classes=num_classes,
                 include_top=include_top, pooling=pooling, aux_logits=aux_logits,
@@ -545,28 +590,11 @@ def inception_resnet_v1(inputs,
   """
   if aux_logits:
     raise ValueError("inception_resnet_v1 has no auxiliary head (none in the paper).")
-  scale_35, scale_17, scale_8 = residual_scales(residual_scale)
-  bn = batch_norm
-  x = _stem_v1(inputs, batch_norm=bn)
+  x = _stem_v1(inputs, batch_norm=batch_norm)
   # 35 x 35 x 256
-  for i in range(1, 6):
-    x = block35(x, scope=f"Repeat.block35_{i}", scale=scale_35, batch_norm=bn, tower_1x1=32,
-                tower_3x3=(32, 32), tower_double_3x3=(32, 32, 32))
-  # 35 x 35 x 256
-  x = inception_v4.reduction_a(x, k=192, l=192, m=256, n=384, scope="Mixed_6a", batch_norm=bn)
-  # 17 x 17 x 896
-  for i in range(1, 11):
-    x = block17(x, scope=f"Repeat_1.block17_{i}", scale=scale_17, batch_norm=bn, tower_1x1=128,
-                tower_7x7=(128, 128, 128))
-  pre_aux = x = layers.identity(x, name="PreAuxLogits")
-  # 17 x 17 x 896
-  x = reduction_b(x, batch_norm=bn, tower_0=384, tower_1=256, tower_2=(256, 256))
-  # 8 x 8 x 1792
-  for i in range(1, 6):
-    x = block8(x, scope=f"Repeat_2.block8_{i}", scale=scale_8, batch_norm=bn, tower_1x1=192,
-               tower_3x3=(192, 192, 192))
-  x = layers.identity(x, name="Repeat_2")
+  x, pre_aux = _figure_15_body(x, widths=V1_WIDTHS, scales=residual_scales(residual_scale),
+                               batch_norm=batch_norm)
   # 8 x 8 x 1792
   return _top(x, pre_aux, inputs=inputs, name="InceptionResnetV1", num_classes=num_classes,
               include_top=include_top, pooling=pooling, aux_logits=False,
-              dropout_keep_prob=dropout_keep_prob, batch_norm=bn)
+              dropout_keep_prob=dropout_keep_prob, batch_norm=batch_norm)

@@ -145,6 +145,7 @@ def test_inception_v4_checkpoint_is_rejected(irv2, tmp_path):
   assert "InceptionResnetV2/Conv2d_1a_3x3/weights" in message
 
 
+@pytest.mark.slow
 def test_minimum_size_shapes_and_keras_round_trip(tmp_path):
   """75 is the smallest input (74 is rejected); the .keras file reloads without custom objects."""
   with pytest.raises(ValueError, match="minimum input size 75"):
@@ -172,6 +173,7 @@ def test_minimum_size_shapes_and_keras_round_trip(tmp_path):
     np.testing.assert_array_equal(got[key].numpy(), expected[key].numpy())
 
 
+@pytest.mark.slow
 def test_output_stride_8_and_aligned_feature_maps():
   """slim's atrous option (ends at PreAuxLogits) and SAME-padded aligned feature maps."""
   atrous = create_model("inception_resnet_v2", include_top=False, output_stride=8)

@@ -105,6 +105,7 @@ def test_slim_checkpoint_round_trip(v4, tmp_path):
   assert np.std(expected["logits"].numpy()) > 1e-3
 
 
+@pytest.mark.slow
 def test_minimum_size_shapes_and_keras_round_trip(tmp_path):
   """75 is the smallest input; the aux head shrinks its pool there; `.keras` reloads exactly."""
   with pytest.raises(ValueError, match="minimum input size 75"):
