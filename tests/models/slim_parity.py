@@ -1,0 +1,212 @@
+"""Shared checks of our models against the real TF-slim networks (tf-slim pip package).
+
+Used by test_inception_v1.py, test_inception_v2.py and test_resnet_v1.py: inputs (a real photo and
+a random image), running slim into a TF1 checkpoint, loading that checkpoint into our model, and
+comparing endpoints with an honest tolerance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import sys
+from typing import Callable
+
+import numpy as np
+
+TESTS_DIR = pathlib.Path(__file__).resolve().parents[1]
+GOLDEN_DIR = TESTS_DIR / "golden"
+if str(TESTS_DIR) not in sys.path:
+  sys.path.insert(0, str(TESTS_DIR))
+
+import slim_reference  # noqa: E402  (tests/slim_reference.py)
+
+# slim's vgg_preprocessing subtracts these RGB means (0..255 scale).
+VGG_MEANS = np.array([123.68, 116.78, 103.94], np.float32)
+
+
+def make_images(size: int, *, preprocessing: str, seed: int = 0) -> np.ndarray:
+  """[2, size, size, 3] float32: scikit-image's astronaut photo and a uniform random image.
+
+  Args:
+    size: square side.
+    preprocessing: "inception" ([-1, 1]) or "vgg" (0..255 minus the RGB means).
+    seed: of the random image.
+  """
+  import skimage.data
+  import skimage.transform
+  photo = skimage.transform.resize(skimage.data.astronaut(), (size, size), anti_aliasing=True)
+  noise = np.random.default_rng(seed).uniform(0.0, 1.0, (size, size, 3))
+  images = np.stack([photo, noise]).astype(np.float32)  # [0, 1]
+  if preprocessing == "inception":
+    return images * 2.0 - 1.0
+  if preprocessing == "vgg":
+    return images * 255.0 - VGG_MEANS
+  raise ValueError(f"preprocessing must be 'inception' or 'vgg', got {preprocessing!r}.")
+
+
+def run_slim(net_fn, arg_scope_fn, images: np.ndarray, checkpoint_prefix: str, **net_kwargs):
+  """The real slim network on `images`: (logits, end_points, variable shapes); saves a checkpoint."""
+  return slim_reference.run_slim_network(net_fn, arg_scope_fn, images, checkpoint_prefix,
+                                         net_kwargs=net_kwargs)
+
+
+def import_tf_slim():
+  return slim_reference.import_tf_slim()
+
+
+def assert_close(ours: np.ndarray, reference: np.ndarray, what: str) -> None:
+  """Equal within 1e-4 relative, with an absolute floor of 1e-4 x max|reference|."""
+  ours = np.asarray(ours)
+  reference = np.asarray(reference)
+  assert ours.shape == reference.shape, f"{what}: shape {ours.shape} vs slim {reference.shape}"
+  scale = float(np.max(np.abs(reference)))
+  assert scale > 0, f"{what}: the slim reference is all zeros (the comparison would be vacuous)"
+  np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-4 * scale, err_msg=what)
+
+
+def published_variables(model_name: str) -> dict[str, tuple[int, ...]]:
+  """Name -> shape of the published TF-slim checkpoint (tests/golden/<model>.vars.json)."""
+  with open(GOLDEN_DIR / f"{model_name}.vars.json") as f:
+    data = json.load(f)
+  return {v["name"]: tuple(v["shape"]) for v in data["variables"]}
+
+
+def parameter_counts(variables: dict[str, tuple[int, ...]]) -> tuple[int, int]:
+  """(total, trainable) element counts; batch-norm moving statistics are not trainable."""
+  total = sum(int(np.prod(s)) for s in variables.values())
+  frozen = sum(int(np.prod(s)) for n, s in variables.items()
+               if n.endswith(("/moving_mean", "/moving_variance")))
+  return total, total - frozen
+
+
+def endpoint_shapes(model_name: str) -> dict[str, dict[str, list[int]]]:
+  """tests/golden/<model>.endpoints.json: {image size: {endpoint: [H, W, C]}} measured with slim."""
+  with open(GOLDEN_DIR / f"{model_name}.endpoints.json") as f:
+    return json.load(f)["shapes"]
+
+
+def our_endpoints(model, endpoints, images: np.ndarray) -> dict[str, np.ndarray]:
+  """Our model's endpoints (feature_extractor names) on `images`, inference mode, as numpy."""
+  from inception_tf.models import feature_extractor
+  outputs = feature_extractor(model, list(endpoints))(images, training=False)
+  return {name: np.asarray(value) for name, value in outputs.items()}
+
+
+def compare_with_slim(model_name: str, model, images: np.ndarray, slim_logits: np.ndarray,
+                      slim_endpoints: dict[str, np.ndarray], slim_key) -> list[str]:
+  """Asserts our logits and every endpoint slim also has equal slim's; returns the endpoints compared.
+
+  Args:
+    model_name: registry name, e.g. "inception_v1".
+    model: our model with the slim checkpoint loaded.
+    images: the inputs both networks saw.
+    slim_logits: slim's logits ([N, C] or [N, 1, 1, C]).
+    slim_endpoints: slim's end_points as numpy.
+    slim_key: maps one of our endpoint names to slim's end_points key.
+  """
+  from inception_tf.models import model_info
+  info = model_info(model_name)
+  common = [e for e in info.endpoints if slim_key(e) in slim_endpoints]
+  ours = our_endpoints(model, common, images)
+  for name in common:
+    assert_close(ours[name], slim_endpoints[slim_key(name)], f"endpoint {name}")
+  logits = np.asarray(model(images, training=False)["logits"])
+  assert_close(logits, np.reshape(slim_logits, logits.shape), "logits")
+  return common
+
+
+def slim_inception_v1_global_pool(inputs, is_training, num_classes):
+  """slim's Inception-v1 base (pip package) with the `global_pool=True` head of later TF-slim.
+
+  tf-slim 1.1.0's `inception_v1` ends in a fixed 7x7 'VALID' pool, so it only builds for inputs
+  whose Mixed_5c is at least 7x7 (>= 193 px). Later TF-slim (models/research/slim) takes the global
+  mean instead (`global_pool=True`, endpoint `global_pool`); this is that head, over the package's
+  own base, with the package's scopes (Logits/Dropout_0b, Logits/Conv2d_0c_1x1).
+  """
+  import tensorflow as tf
+  import tf_slim
+  from tf_slim.nets import inception
+  with tf.compat.v1.variable_scope("InceptionV1", values=[inputs]) as scope:
+    with tf_slim.arg_scope([tf_slim.batch_norm, tf_slim.dropout], is_training=is_training):
+      net, end_points = inception.inception_v1_base(inputs, scope=scope)
+      with tf.compat.v1.variable_scope("Logits"):
+        net = tf.reduce_mean(net, [1, 2], keepdims=True, name="global_pool")
+        end_points["AvgPool_0a_7x7"] = net
+        net = tf_slim.dropout(net, 0.8, scope="Dropout_0b")
+        logits = tf_slim.conv2d(net, num_classes, [1, 1], activation_fn=None, normalizer_fn=None,
+                                scope="Conv2d_0c_1x1")
+        logits = tf.squeeze(logits, [1, 2], name="SpatialSqueeze")
+  end_points["Logits"] = logits
+  return logits, end_points
+
+
+def slim_network(model_name: str, size: int):
+  """(net_fn, arg_scope_fn, slim end_points key of one of our endpoints, preprocessing)."""
+  import_tf_slim()
+  from tf_slim.nets import inception
+  from tf_slim.nets import resnet_v1
+  if model_name == "inception_v1":
+    net_fn = inception.inception_v1 if size == 224 else slim_inception_v1_global_pool
+    return net_fn, inception.inception_v1_arg_scope, lambda e: e, "inception"
+  if model_name == "inception_v2":
+    return inception.inception_v2, inception.inception_v2_arg_scope, lambda e: e, "inception"
+  if model_name == "resnet_v1_50":
+    return (resnet_v1.resnet_v1_50, resnet_v1.resnet_arg_scope,
+            lambda e: "resnet_v1_50/" + e.replace(".", "/"), "vgg")
+  raise ValueError(f"No slim reference for {model_name!r}.")
+
+
+def write_endpoint_golden(model_name: str, sizes=(224, 150)) -> str:
+  """Measures slim's endpoint shapes and writes tests/golden/<model>.endpoints.json."""
+  import tempfile
+  from inception_tf.models import model_info
+  shapes = {}
+  for size in sizes:
+    with tempfile.TemporaryDirectory() as tmp:
+      run = run_reference(model_name, size, tmp)
+    shapes[str(size)] = {e: list(run.end_points[run.slim_key(e)].shape[1:])
+                         for e in model_info(model_name).endpoints
+                         if run.slim_key(e) in run.end_points}
+  note = ("Endpoint -> [height, width, channels] of the real TF-slim network (tf-slim 1.1.0 pip "
+          "package, is_training=False, num_classes=1001) per input size, under our endpoint names "
+          "(slim's end_points keys" +
+          (" without the 'resnet_v1_50/' prefix, '.' for '/')" if model_name.startswith("resnet")
+           else ")") +
+          (". At 150 the package's fixed 7x7 head cannot build; the base then runs under "
+           "TF-slim's later global_pool=True head (slim_inception_v1_global_pool)"
+           if model_name == "inception_v1" else "") +
+          ". Written by `python tests/models/slim_parity.py " + model_name + "`.")
+  path = GOLDEN_DIR / f"{model_name}.endpoints.json"
+  with open(path, "w") as f:
+    json.dump({"model": model_name, "note": note, "shapes": shapes}, f, indent=1)
+    f.write("\n")
+  return str(path)
+
+
+@dataclasses.dataclass
+class SlimRun:
+  """One run of the real slim network: its inputs, outputs, variables and saved checkpoint."""
+
+  images: np.ndarray
+  logits: np.ndarray
+  end_points: dict[str, np.ndarray]
+  variable_shapes: dict[str, tuple[int, ...]]
+  checkpoint: str
+  slim_key: Callable[[str], str]
+
+
+def run_reference(model_name: str, size: int, directory: str, **net_kwargs) -> SlimRun:
+  """Runs slim's `model_name` at `size` on `make_images` and saves its checkpoint in `directory`."""
+  net_fn, arg_scope_fn, slim_key, preprocessing = slim_network(model_name, size)
+  images = make_images(size, preprocessing=preprocessing)
+  prefix = f"{directory}/model.ckpt"
+  logits, end_points, shapes = run_slim(net_fn, arg_scope_fn, images, prefix,
+                                        **{"num_classes": 1001, **net_kwargs})
+  return SlimRun(images, logits, end_points, shapes, prefix, slim_key)
+
+
+if __name__ == "__main__":
+  for name in sys.argv[1:]:
+    print(write_endpoint_golden(name))
