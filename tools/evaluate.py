@@ -1,0 +1,131 @@
+r"""Evaluates checkpoints with the papers' protocols: `python tools/evaluate.py --checkpoint=... [flags]`.
+
+Single crop (TF-slim's central 87.5%), 10, 12 or GoogLeNet's 144 crops, ensembles (softmax
+probabilities averaged over models and crops), EMA weights; every example is counted exactly once.
+
+    # The quick start's run on the built-in digits, 1 / 12 / 144 crops:
+    python tools/evaluate.py --checkpoint=runs/quickstart --crops=144
+    # A TF-slim checkpoint on ImageNet TFRecords, the v3 paper's 48,238-image protocol:
+    python tools/evaluate.py --model=inception_v3 --checkpoint=inception_v3.ckpt \
+        --data_dir=/data/imagenet --crops=12 --blacklist_file=ILSVRC2015_clsloc_validation_blacklist.txt
+    # An ensemble (inception_v4 at 299, inception_v1 at 224):
+    python tools/evaluate.py --ensemble=inception_v4=/ckpt/inception_v4.ckpt \
+        --ensemble=inception_v1:224=/ckpt/inception_v1.ckpt --data_dir=/data/imagenet
+    # Continuous evaluation of a training run's new checkpoints:
+    python tools/evaluate.py --checkpoint=runs/v3 --watch --data_dir=/data/imagenet
+
+The geometry of each protocol is documented in `inception_tf/eval/crops.py` and written into the
+JSON report (`--output`). Library code reads no flags: this file maps them onto
+`inception_tf.eval.evaluate`.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+flags.DEFINE_string("model", None, "A name from inception_tf.models.list_models() (default: the one "
+                    "a training run recorded; required for TF-slim checkpoints).")
+flags.DEFINE_list("model_options", None, "Family options as key=value, e.g. depth_multiplier=0.5.")
+flags.DEFINE_integer("num_classes", None, "Logits width (default: from the checkpoint or the data).")
+flags.DEFINE_multi_string("checkpoint", None, "Our model dir / ckpt prefix, a TF-slim checkpoint or "
+                          "a .keras file; repeat for an ensemble of --model networks.")
+flags.DEFINE_multi_string("ensemble", None, "Ensemble member <model>[:<image_size>]=<checkpoint>; "
+                          "repeatable, combinable with --checkpoint.")
+flags.DEFINE_string("data_dir", None, "TFRecords (a directory of <split>-* shards or a glob pattern); "
+                    "default: the built-in digits data.")
+flags.DEFINE_string("tfds_name", None, "A TFDS dataset already on disk, e.g. imagenet2012.")
+flags.DEFINE_string("split", "validation", "Split to evaluate.")
+flags.DEFINE_integer("crops", 1, "1 (central crop), 10, 12 or 144 (GoogLeNet's protocol).")
+flags.DEFINE_integer("image_size", None, "Input size (default: the run's / the network's).")
+flags.DEFINE_float("central_fraction", None, "Central fraction of --crops=1 (default 0.875).")
+flags.DEFINE_boolean("use_ema", None, "EMA weights (default: on when the checkpoint has them).")
+flags.DEFINE_integer("eval_batch_size", None, "Images per GLOBAL batch; the model sees "
+                     "batch x crops inputs (default: 144 / crops per replica).")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "tpu"],
+                  "tf.distribute strategy (as in training; one host).")
+flags.DEFINE_integer("num_gpus", 0, "Local GPUs for --strategy=mirrored (0: all).")
+flags.DEFINE_string("tpu", None, "TPU name or 'local' with --strategy=tpu.")
+flags.DEFINE_string("blacklist_file", None, "ImageNet's validation blacklist (1,762 ids) to exclude.")
+flags.DEFINE_integer("max_examples", None, "Evaluate only the first N examples.")
+flags.DEFINE_string("output", None, "Write the JSON report here (with --watch: a directory).")
+flags.DEFINE_boolean("watch", False, "Evaluate each new checkpoint of the --checkpoint model dir.")
+flags.DEFINE_float("watch_poll_seconds", 30.0, "--watch: seconds between looks for a checkpoint.")
+flags.DEFINE_float("watch_timeout_seconds", 3600.0, "--watch: stop after this long without a new "
+                   "checkpoint (0: never).")
+flags.DEFINE_integer("watch_until_step", None, "--watch: stop after a checkpoint at this step.")
+flags.DEFINE_boolean("progress", True, "Show a progress bar.")
+
+FLAGS = flags.FLAGS
+
+
+def _parse_options(items) -> dict:
+  options = {}
+  for item in items or ():
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+      raise app.UsageError(f"--model_options entries must be key=value; got {item!r}.")
+    try:
+      options[key.strip()] = ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+      options[key.strip()] = value.strip()
+  return options
+
+
+def model_specs():
+  """The ensemble members given by --checkpoint and --ensemble."""
+  from inception_tf.eval.evaluate import ModelSpec  # pylint: disable=import-outside-toplevel
+  options = _parse_options(FLAGS.model_options)
+  specs = [ModelSpec(name=FLAGS.model, checkpoint=c, num_classes=FLAGS.num_classes,
+                     options=options) for c in FLAGS.checkpoint or ()]
+  for entry in FLAGS.ensemble or ():
+    head, sep, checkpoint = entry.partition("=")
+    name, _, size = head.partition(":")
+    if not sep or not name or not checkpoint or (size and not size.isdigit()):
+      raise app.UsageError(f"--ensemble entries are <model>[:<image_size>]=<checkpoint>; got "
+                           f"{entry!r}.")
+    specs.append(ModelSpec(name=name, checkpoint=checkpoint, image_size=int(size) if size else None))
+  if not specs:
+    raise app.UsageError("Give --checkpoint (and --model for TF-slim checkpoints) or --ensemble.")
+  return specs
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  from inception_tf import distribute  # pylint: disable=import-outside-toplevel
+  from inception_tf.eval import evaluate as evaluation  # pylint: disable=import-outside-toplevel
+  specs = model_specs()
+  if FLAGS.data_dir and FLAGS.tfds_name:
+    raise app.UsageError("Give --data_dir or --tfds_name, not both.")
+  source = f"tfds:{FLAGS.tfds_name}" if FLAGS.tfds_name else FLAGS.data_dir
+  try:
+    strategy = distribute.get_strategy(FLAGS.strategy, tpu=FLAGS.tpu, num_gpus=FLAGS.num_gpus)
+    kwargs = dict(split=FLAGS.split, crops=FLAGS.crops, image_size=FLAGS.image_size,
+                  batch_size=FLAGS.eval_batch_size, strategy=strategy, use_ema=FLAGS.use_ema,
+                  blacklist=FLAGS.blacklist_file, central_fraction=FLAGS.central_fraction,
+                  max_examples=FLAGS.max_examples, verbose=int(FLAGS.progress))
+    if FLAGS.watch:
+      if len(specs) != 1 or not specs[0].checkpoint:
+        raise app.UsageError("--watch takes exactly one --checkpoint: the training model dir.")
+      evaluation.watch(specs[0].checkpoint, specs[0], source, output_dir=FLAGS.output,
+                       poll_seconds=FLAGS.watch_poll_seconds,
+                       timeout_seconds=FLAGS.watch_timeout_seconds or None,
+                       until_step=FLAGS.watch_until_step, **kwargs)
+      return
+    report = evaluation.evaluate(specs, source, output=FLAGS.output, **kwargs)
+  except (ValueError, FileNotFoundError) as error:
+    sys.exit(f"error: {error}")
+  print(evaluation.format_report(report), flush=True)
+  if FLAGS.output:
+    print(f"Report written to {FLAGS.output}", flush=True)
+
+
+if __name__ == "__main__":
+  app.run(main)
