@@ -198,18 +198,28 @@ def decode_error_count() -> int:
   return _counter("decode_attempts").value() - _counter("decode_successes").value()
 
 
-def _decode_guarded(decode_fn):
-  """Wraps `decode_fn(element) -> dict` to count attempts and successes."""
-  attempts, successes = _counter("decode_attempts"), _counter("decode_successes")
+def _counting(counter_name: str):
+  """A map function passing its element through and adding 1 to a process-wide counter."""
+  counter = _counter(counter_name)
 
-  def fn(*args):
-    with tf.control_dependencies([attempts.add(1)]):
-      args = tf.nest.map_structure(tf.identity, args)
-    out = decode_fn(*args)
-    with tf.control_dependencies([successes.add(1)] + tf.nest.flatten(out)):
-      return tf.nest.map_structure(tf.identity, out)
+  def fn(*element):
+    with tf.control_dependencies([counter.add(1)]):
+      element = tf.nest.map_structure(tf.identity, element)
+    return element if len(element) > 1 else element[0]
 
   return fn
+
+
+def _decode_skipping_errors(ds: tf.data.Dataset, decode_fn, deterministic: bool) -> tf.data.Dataset:
+  """Parallel `decode_fn`; elements whose decode raises are dropped and counted.
+
+  Attempts are counted before the decode and successes after it, in separate functions, so a
+  failing decode cannot abort the count.
+  """
+  ds = ds.map(_counting("decode_attempts"))
+  ds = ds.map(decode_fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+  ds = ds.ignore_errors()
+  return ds.map(_counting("decode_successes"))
 
 
 def _image_hw(image_size) -> tuple[int, int]:
@@ -306,9 +316,7 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
       return out
 
     ds = ds.enumerate(start=start_index).skip(skip)
-    ds = ds.map(_decode_guarded(decode), num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=deterministic)
-    ds = ds.ignore_errors()
+    ds = _decode_skipping_errors(ds, decode, deterministic)
     ds = ds.batch(batch_size, drop_remainder=True)
   else:
     ds = records(seed, False)
@@ -327,9 +335,7 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
         out["filenames"] = example["filename"]
       return out
 
-    ds = ds.map(_decode_guarded(decode), num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=deterministic)
-    ds = ds.ignore_errors()
+    ds = _decode_skipping_errors(ds, decode, deterministic)
     ds = ds.batch(batch_size, drop_remainder=False)
     ds = ds.map(lambda batch: _pad_batch(batch, batch_size), num_parallel_calls=tf.data.AUTOTUNE)
   ds = ds.prefetch(tf.data.AUTOTUNE)
