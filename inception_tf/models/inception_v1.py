@@ -32,6 +32,8 @@ Inside a module: Branch_0 = "#1x1"; Branch_1 = "#3x3 reduce" (Conv2d_0a_1x1) + "
 (Conv2d_0b_3x3); Branch_2 = "#5x5 reduce" (Conv2d_0a_1x1) + "#5x5" (Conv2d_0b_3x3, a 3x3 kernel in
 slim; in Mixed_5b slim calls it Conv2d_0a_3x3); Branch_3 = 3x3 max pool (MaxPool_0a_3x3) + "pool
 proj" (Conv2d_0b_1x1). Every convolution and pool uses 'SAME' padding, as slim's arg scope sets.
+The variable-free head layers carry slim's end_points keys (`AvgPool_0a_7x7`, `Logits`), so
+`feature_extractor(model, ["AvgPool_0a_7x7"])` reaches them under slim's names.
 
 Input size: every layer pads 'SAME', so the network computes for any input; the final 7x7 pool is
 a global average (slim's `global_pool=True`, which equals slim's 7x7 'VALID' pool at 224). The

@@ -37,6 +37,8 @@ Inside a module: Branch_0 = "#1x1"; Branch_1 = "#3x3 reduce" (Conv2d_0a_1x1) + "
 "double #3x3" (Conv2d_0b_3x3, Conv2d_0c_3x3 / Conv2d_1a_3x3); Branch_3 = "pool + proj" (an average
 pool AvgPool_0a_3x3, a max pool MaxPool_0a_3x3 in Mixed_5c, + Conv2d_0b_1x1). The stride-2 modules
 have a third branch MaxPool_1a_3x3 and no projection. Every layer pads 'SAME' (slim's arg scope).
+The variable-free head layers carry slim's end_points keys (`AvgPool_1a`, `Logits`), so
+`feature_extractor(model, ["AvgPool_1a"])` reaches them under slim's names.
 
 Input size: every layer pads 'SAME', so the network computes for any input. Slim shrinks its 7x7
 'VALID' final pool to the feature map when the map is smaller than 7x7, which is a global mean; at

@@ -180,9 +180,19 @@ def write_endpoint_golden(model_name: str, sizes=(224, 150)) -> str:
           ". Written by `python tests/models/slim_parity.py " + model_name + "`.")
   path = GOLDEN_DIR / f"{model_name}.endpoints.json"
   with open(path, "w") as f:
-    json.dump({"model": model_name, "note": note, "shapes": shapes}, f, indent=1)
-    f.write("\n")
+    f.write(format_endpoint_golden(model_name, note, shapes))
   return str(path)
+
+
+def format_endpoint_golden(model_name: str, note: str, shapes: dict) -> str:
+  """JSON with one `"endpoint": [h, w, c]` line per endpoint, readable as a table."""
+  sizes = []
+  for size, table in shapes.items():
+    rows = ",\n".join(f"   {json.dumps(e)}: {json.dumps(s)}" for e, s in table.items())
+    sizes.append(f'  "{size}": {{\n{rows}\n  }}')
+  sizes_text = ",\n".join(sizes)
+  return (f'{{\n "model": {json.dumps(model_name)},\n "note": {json.dumps(note)},\n'
+          f' "shapes": {{\n{sizes_text}\n }}\n}}\n')
 
 
 @dataclasses.dataclass
