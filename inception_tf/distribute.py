@@ -45,6 +45,28 @@ def get_strategy(name: str = "default", *, tpu: str | None = None,
     raise ValueError(f"num_gpus must be >= 0, got {num_gpus}.")
   if tpu and name != "tpu":
     raise ValueError(f"--tpu={tpu!r} was given with strategy {name!r}; use --strategy=tpu.")
+  # Collective ops must be configured before anything initialises the TF runtime (even listing
+  # devices), so the multi-worker strategy is created first.
+  if name == "multi_worker":
+    config = os.environ.get("TF_CONFIG")
+    if config:
+      try:
+        parsed = json.loads(config)
+        parsed["cluster"]["worker"]  # pylint: disable=pointless-statement
+      except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(
+            "TF_CONFIG must be JSON like {\"cluster\": {\"worker\": [\"host:port\", ...]}, "
+            f"\"task\": {{\"type\": \"worker\", \"index\": 0}}}}; got {config!r} ({error}).") from error
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+  if name == "tpu":
+    # TPU: a TPU VM / Colab runtime ("local"), a named TPU, or whatever the environment says.
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+    if tpu != "local":
+      tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
+
   gpus = tf.config.list_logical_devices("GPU")
   if num_gpus > len(gpus):
     raise ValueError(f"num_gpus={num_gpus} but only {len(gpus)} GPU(s) are visible "
@@ -60,25 +82,7 @@ def get_strategy(name: str = "default", *, tpu: str | None = None,
     else:
       devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
     return tf.distribute.MirroredStrategy(devices=devices)
-
-  if name == "multi_worker":
-    config = os.environ.get("TF_CONFIG")
-    if config:
-      try:
-        parsed = json.loads(config)
-        parsed["cluster"]["worker"]  # pylint: disable=pointless-statement
-      except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(
-            "TF_CONFIG must be JSON like {\"cluster\": {\"worker\": [\"host:port\", ...]}, "
-            f"\"task\": {{\"type\": \"worker\", \"index\": 0}}}}; got {config!r} ({error}).") from error
-    return tf.distribute.MultiWorkerMirroredStrategy()
-
-  # TPU: a TPU VM / Colab runtime ("local"), a named TPU, or whatever the environment says.
-  resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
-  if tpu != "local":
-    tf.config.experimental_connect_to_cluster(resolver)
-  tf.tpu.experimental.initialize_tpu_system(resolver)
-  return tf.distribute.TPUStrategy(resolver)
+  raise AssertionError(name)  # unreachable: the name was validated above
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

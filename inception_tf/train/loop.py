@@ -434,9 +434,9 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *, datasets: Dataset
   if config.init_checkpoint:
     from inception_tf import checkpoints  # pylint: disable=import-outside-toplevel
     checkpoints.resolve_checkpoint_path(config.init_checkpoint)  # FileNotFoundError early.
-  configure_determinism(config)
-  if strategy is None:
+  if strategy is None:  # first: multi-worker collectives need an uninitialised TF runtime
     strategy = distribute.get_strategy(config.strategy, tpu=config.tpu, num_gpus=config.num_gpus)
+  configure_determinism(config)
   chief = distribute.is_chief(strategy)
   if datasets is None:
     datasets = pipeline_datasets(config, image_size=image_size)

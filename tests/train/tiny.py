@@ -51,38 +51,45 @@ def make_arrays(num_examples, *, seed=0, image_size=IMAGE_SIZE, num_classes=NUM_
 
 def in_memory_datasets(*, global_batch=8, eval_batch=10, num_train=64, num_eval=20, seed=0,
                        shuffle=True):
-  """`loop.Datasets` over numpy arrays: replica i of n takes rows [i*b, (i+1)*b) of each global
-  batch, so a mirrored run sees exactly the global batches of a single-device run."""
+  """`loop.Datasets` over numpy arrays: replica i of n gets rows [i*b, (i+1)*b) of each global
+  batch, so a distributed run sees exactly the global batches of a single-device run."""
   train_images, train_labels = make_arrays(num_train, seed=seed)
   eval_images, eval_labels = make_arrays(num_eval, seed=seed + 1)
 
+  def share(context, batch_size):
+    """This pipeline's rows of a global batch, and the per-replica batch size.
+
+    `distribute_datasets_from_function` hands the consecutive elements of one pipeline to its
+    replicas in turn, so the pipeline yields its replicas' chunks one after the other.
+    """
+    if context is None:
+      return 0, batch_size, batch_size
+    per_replica = batch_size // context.num_replicas_in_sync
+    rows = batch_size // context.num_input_pipelines
+    return context.input_pipeline_id * rows, rows, per_replica
+
   def train_fn(context, skip_batches):
-    replicas = context.num_replicas_in_sync if context else 1
-    index = context.input_pipeline_id if context else 0
-    per_replica = global_batch // replicas
+    start, rows, per_replica = share(context, global_batch)
     dataset = tf.data.Dataset.from_tensor_slices({"images": train_images, "labels": train_labels})
     if shuffle:
       dataset = dataset.shuffle(num_train, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.repeat().batch(per_replica * replicas, drop_remainder=True)
-    dataset = dataset.map(lambda b: {k: v[index * per_replica:(index + 1) * per_replica]
-                                     for k, v in b.items()})
-    return dataset.skip(skip_batches)
+    dataset = dataset.repeat().batch(global_batch, drop_remainder=True)
+    dataset = dataset.map(lambda b: {k: v[start:start + rows] for k, v in b.items()})
+    dataset = dataset.unbatch().batch(per_replica, drop_remainder=True)
+    return dataset.skip(skip_batches * (rows // per_replica))
 
   def eval_fn(context):
-    replicas = context.num_replicas_in_sync if context else 1
-    index = context.input_pipeline_id if context else 0
-    mask = np.ones(num_eval, np.float32)
-    per_replica = eval_batch // replicas
+    start, rows, per_replica = share(context, eval_batch)
     total = -(-num_eval // eval_batch) * eval_batch
     pad = total - num_eval
     images = np.concatenate([eval_images, np.zeros((pad,) + eval_images.shape[1:], np.float32)])
     labels = np.concatenate([eval_labels, np.zeros(pad, np.int32)])
-    mask = np.concatenate([mask, np.zeros(pad, np.float32)])
+    mask = np.concatenate([np.ones(num_eval, np.float32), np.zeros(pad, np.float32)])
     dataset = tf.data.Dataset.from_tensor_slices({"images": images, "labels": labels,
                                                   "mask": mask})
     dataset = dataset.batch(eval_batch, drop_remainder=True)
-    return dataset.map(lambda b: {k: v[index * per_replica:(index + 1) * per_replica]
-                                  for k, v in b.items()})
+    dataset = dataset.map(lambda b: {k: v[start:start + rows] for k, v in b.items()})
+    return dataset.unbatch().batch(per_replica, drop_remainder=True)
 
   return loop.Datasets(train_fn=train_fn, eval_fn=eval_fn, num_train_examples=num_train,
                        num_eval_examples=num_eval, num_classes=NUM_CLASSES,
