@@ -1,0 +1,292 @@
+"""Benchmark sections and a timing helper shared by `tools/benchmark.py`.
+
+A benchmark compares us with a peer in the same process (no absolute numbers in tests). A section is
+a function `section(config) -> Iterable[Measurement]` (a generator shows results as they come) registered with `@register_section("name")`; the
+tool runs the sections named by `--sections`. Other parts of the package add their sections in
+their own modules (e.g. `inception_tf/train/...`) and list the module in `SECTION_MODULES` so it is
+imported (for its `@register_section` side effect) when the registry is read.
+
+Timing: `time_interleaved({"ours": f, "theirs": g}, ...)` warms every function up, then runs them
+alternately (ours, theirs, ours, theirs, ...) so that load from other processes on a shared machine
+hits both alike, and reports the median of each.
+
+Example:
+
+    @benchmarking.register_section("eval", description="multi-crop eval vs single crop")
+    def eval_section(config):
+      timings = benchmarking.time_interleaved({"ours": f, "theirs": g}, warmup=config.warmup,
+                                              iterations=config.iterations)
+      return [benchmarking.Measurement.from_timings("eval", "10-crop", timings,
+                                                    items=config.batch_size)]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import statistics
+import time
+from typing import Callable, Iterable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+# Modules that register further sections; imported by `list_sections`/`run_sections`.
+SECTION_MODULES: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+  """Seconds of every timed call of one function, and their median."""
+
+  times: tuple[float, ...]
+
+  @property
+  def median(self) -> float:
+    return statistics.median(self.times)
+
+
+def _block(result) -> None:
+  """Waits for `result` (tensors possibly nested in dicts/lists) to be computed."""
+  for leaf in tf.nest.flatten(result):
+    if hasattr(leaf, "numpy"):
+      leaf.numpy()
+
+
+def time_interleaved(functions: dict[str, Callable[[], object]], *, warmup: int = 2,
+                     iterations: int = 5) -> dict[str, Timing]:
+  """Times zero-argument functions alternately; returns {name: Timing}.
+
+  Args:
+    functions: name -> function; each call's result is waited for (`.numpy()`) inside the timing.
+    warmup: untimed calls of each function first (tracing, compilation, allocator warm-up).
+    iterations: timed calls of each function, interleaved round-robin.
+
+  Raises:
+    ValueError: warmup < 0 or iterations < 1.
+  """
+  if warmup < 0 or iterations < 1:
+    raise ValueError(f"need warmup >= 0 and iterations >= 1, got {warmup} and {iterations}.")
+  for fn in functions.values():
+    for _ in range(warmup):
+      _block(fn())
+  times: dict[str, list[float]] = {name: [] for name in functions}
+  for _ in range(iterations):
+    for name, fn in functions.items():
+      start = time.perf_counter()
+      _block(fn())
+      times[name].append(time.perf_counter() - start)
+  return {name: Timing(tuple(t)) for name, t in times.items()}
+
+
+def time_function(fn: Callable[[], object], *, warmup: int = 2, iterations: int = 5) -> Timing:
+  """`time_interleaved` for one function."""
+  return time_interleaved({"fn": fn}, warmup=warmup, iterations=iterations)["fn"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+  """One cell: our throughput, the peer's, and their ratio (>= 1.0 means we are not slower)."""
+
+  section: str
+  case: str
+  ours: float  # items per second
+  theirs: float | None
+  unit: str = "images/s"
+  peer: str = ""
+
+  @property
+  def ratio(self) -> float | None:
+    return None if not self.theirs else self.ours / self.theirs
+
+  @classmethod
+  def from_timings(cls, section: str, case: str, timings: dict[str, Timing], *, items: int,
+                   peer: str = "", unit: str = "images/s") -> "Measurement":
+    """From {"ours": Timing, "theirs": Timing} of calls processing `items` each."""
+    theirs = timings.get("theirs")
+    return cls(section=section, case=case, ours=items / timings["ours"].median,
+               theirs=None if theirs is None else items / theirs.median, unit=unit, peer=peer)
+
+  def as_dict(self) -> dict:
+    return dict(dataclasses.asdict(self), ratio=self.ratio)
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkConfig:
+  """Options every section receives (a section ignores what it does not need)."""
+
+  batch_size: int = 32
+  warmup: int = 2
+  iterations: int = 5
+  jit_compile: bool = False
+  dtypes: tuple[str, ...] = ("float32", "mixed_bfloat16")
+  models: tuple[str, ...] = ("inception_v3", "inception_resnet_v2")
+  modes: tuple[str, ...] = ("inference", "train")
+
+
+@dataclasses.dataclass(frozen=True)
+class Section:
+  name: str
+  run: Callable[[BenchmarkConfig], Iterable[Measurement]]
+  description: str
+
+
+_SECTIONS: dict[str, Section] = {}
+
+
+def register_section(name: str, *, description: str) -> Callable:
+  """Decorator registering `fn(config) -> Iterable[Measurement]` as benchmark section `name`."""
+
+  def decorator(fn):
+    if name in _SECTIONS:
+      raise ValueError(f"Benchmark section {name!r} is registered twice.")
+    _SECTIONS[name] = Section(name=name, run=fn, description=description)
+    return fn
+
+  return decorator
+
+
+def _import_section_modules() -> None:
+  for module in SECTION_MODULES:
+    importlib.import_module(module)
+
+
+def list_sections() -> dict[str, str]:
+  """{section name: description}."""
+  _import_section_modules()
+  return {name: s.description for name, s in sorted(_SECTIONS.items())}
+
+
+def run_sections(names: Sequence[str], config: BenchmarkConfig,
+                 *, log: Callable[[str], None] = print) -> list[Measurement]:
+  """Runs the named sections in order; unknown names raise a ValueError listing the valid ones."""
+  _import_section_modules()
+  unknown = [n for n in names if n not in _SECTIONS]
+  if unknown:
+    raise ValueError(f"Unknown benchmark section(s) {unknown}; valid: {sorted(_SECTIONS)}.")
+  results = []
+  for name in names:
+    log(f"[{name}] {_SECTIONS[name].description}")
+    for measurement in _SECTIONS[name].run(config):
+      log("  " + format_measurement(measurement))
+      results.append(measurement)
+  return results
+
+
+def format_measurement(m: Measurement) -> str:
+  theirs = "-" if m.theirs is None else f"{m.theirs:8.2f}"
+  ratio = "-" if m.ratio is None else f"{m.ratio:.3f}"
+  peer = f" vs {m.peer}" if m.peer else ""
+  return f"{m.case:<48} ours {m.ours:8.2f}  theirs {theirs} {m.unit}  ratio {ratio}{peer}"
+
+
+def format_table(measurements: Sequence[Measurement]) -> str:
+  """Markdown table of measurements (for WORKSPACE_NOTES.md)."""
+  lines = ["| section | case | ours | theirs | unit | ours/theirs | peer |",
+           "|---|---|---:|---:|---|---:|---|"]
+  for m in measurements:
+    theirs = "-" if m.theirs is None else f"{m.theirs:.2f}"
+    ratio = "-" if m.ratio is None else f"{m.ratio:.3f}"
+    lines.append(f"| {m.section} | {m.case} | {m.ours:.2f} | {theirs} | {m.unit} | {ratio} | "
+                 f"{m.peer} |")
+  return "\n".join(lines)
+
+
+# --- The "models" section: our networks against keras.applications' ports of slim's. ---
+
+_PEERS = {
+    "inception_v3": ("InceptionV3", 299),
+    "inception_resnet_v2": ("InceptionResNetV2", 299),
+}
+
+
+def _peer_model(name: str, num_classes: int, dtype: str) -> keras.Model:
+  application, size = _PEERS[name]
+  previous = keras.config.dtype_policy()
+  keras.config.set_dtype_policy(dtype)
+  try:
+    return getattr(keras.applications, application)(
+        weights=None, classes=num_classes, input_shape=(size, size, 3),
+        classifier_activation=None)
+  finally:
+    keras.config.set_dtype_policy(previous)
+
+
+def _logits(outputs):
+  return outputs["logits"] if isinstance(outputs, dict) else outputs
+
+
+def inference_step(model: keras.Model, *, jit_compile: bool) -> Callable:
+  """A `tf.function` computing `model(images, training=False)` logits."""
+
+  @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+  def step(images):
+    return _logits(model(images, training=False))
+
+  return step
+
+
+def train_step(model: keras.Model, *, jit_compile: bool) -> Callable:
+  """A `tf.function` SGD-momentum step on softmax cross-entropy of the main logits."""
+  optimizer = keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)
+  optimizer.build(model.trainable_variables)
+
+  @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+  def step(images, labels):
+    with tf.GradientTape() as tape:
+      logits = tf.cast(_logits(model(images, training=True)), tf.float32)
+      loss = tf.reduce_mean(
+          tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+    gradients = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+    return loss
+
+  return step
+
+
+def compare_with_keras_applications(name: str, dtype: str, config: BenchmarkConfig,
+                                    num_classes: int = 1000) -> list[Measurement]:
+  """Inference and training-step throughput of `name` vs its keras.applications peer."""
+  from inception_tf.models import create_model  # the registry imports every family
+  _, size = _PEERS[name]
+  # No aux head: keras.applications has none, so both compute the same network.
+  ours = create_model(name, num_classes=num_classes, image_size=size, aux_logits=False,
+                      dtype=dtype)
+  theirs = _peer_model(name, num_classes, dtype)
+  rng = np.random.default_rng(0)
+  images = tf.constant(rng.uniform(-1, 1, (config.batch_size, size, size, 3)), tf.float32)
+  labels = tf.constant(rng.integers(0, num_classes, (config.batch_size,)), tf.int32)
+  peer = f"keras.applications.{_PEERS[name][0]}"
+  jit = " xla" if config.jit_compile else ""
+  results = []
+  if "inference" in config.modes:
+    fns = {label: inference_step(model, jit_compile=config.jit_compile)
+           for label, model in (("ours", ours), ("theirs", theirs))}
+    timings = time_interleaved({k: (lambda f=f: f(images)) for k, f in fns.items()},
+                               warmup=config.warmup, iterations=config.iterations)
+    results.append(Measurement.from_timings(
+        "models", f"{name} inference {dtype} b{config.batch_size}{jit}", timings,
+        items=config.batch_size, peer=peer))
+  if "train" in config.modes:
+    fns = {label: train_step(model, jit_compile=config.jit_compile)
+           for label, model in (("ours", ours), ("theirs", theirs))}
+    timings = time_interleaved({k: (lambda f=f: f(images, labels)) for k, f in fns.items()},
+                               warmup=config.warmup, iterations=config.iterations)
+    results.append(Measurement.from_timings(
+        "models", f"{name} train step {dtype} b{config.batch_size}{jit}", timings,
+        items=config.batch_size, peer=peer))
+  del ours, theirs
+  keras.backend.clear_session()
+  return results
+
+
+@register_section("models", description="our inception_v3 / inception_resnet_v2 vs "
+                  "keras.applications (same classes, no aux head), inference and SGD train step")
+def models_section(config: BenchmarkConfig) -> Iterable[Measurement]:
+  unknown = [m for m in config.models if m not in _PEERS]
+  if unknown:
+    raise ValueError(f"No keras.applications peer for {unknown}; benchmarkable: {sorted(_PEERS)}.")
+  for name in config.models:
+    for dtype in config.dtypes:
+      yield from compare_with_keras_applications(name, dtype, config)

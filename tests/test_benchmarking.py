@@ -1,0 +1,83 @@
+"""Tests of the benchmark helpers (inception_tf.benchmarking); the benchmarks run in tools/."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from inception_tf import benchmarking
+
+
+def test_time_interleaved_warms_up_then_alternates():
+  calls = []
+  timings = benchmarking.time_interleaved(
+      {"ours": lambda: calls.append("a"), "theirs": lambda: calls.append("b")},
+      warmup=2, iterations=3)
+  assert calls == ["a", "a", "b", "b"] + ["a", "b"] * 3
+  assert len(timings["ours"].times) == 3 and len(timings["theirs"].times) == 3
+  assert all(t >= 0 for t in timings["ours"].times)
+
+
+def test_time_interleaved_waits_for_tensors():
+  blocked = []
+
+  class Result:
+    def numpy(self):
+      blocked.append(True)
+
+  benchmarking.time_function(lambda: {"x": [Result(), Result()]}, warmup=0, iterations=1)
+  assert blocked == [True, True]
+
+
+def test_timing_median_and_measurement_ratio():
+  timing = benchmarking.Timing((3.0, 1.0, 2.0))
+  assert timing.median == 2.0
+  m = benchmarking.Measurement.from_timings(
+      "s", "case", {"ours": benchmarking.Timing((0.5,)), "theirs": benchmarking.Timing((1.0,))},
+      items=32)
+  assert (m.ours, m.theirs, m.ratio) == (64.0, 32.0, 2.0)
+  assert m.as_dict()["ratio"] == 2.0
+  assert "| s | case | 64.00 | 32.00 | images/s | 2.000 |" in benchmarking.format_table([m])
+  alone = benchmarking.Measurement("s", "c", ours=1.0, theirs=None)
+  assert alone.ratio is None and "ratio -" in benchmarking.format_measurement(alone)
+
+
+def test_bad_arguments():
+  with pytest.raises(ValueError, match="iterations >= 1"):
+    benchmarking.time_function(lambda: None, iterations=0)
+  with pytest.raises(ValueError, match="Unknown benchmark section.*'models'"):
+    benchmarking.run_sections(["nope"], benchmarking.BenchmarkConfig())
+  with pytest.raises(ValueError, match="No keras.applications peer for \\['inception_v1'\\]"):
+    list(benchmarking.models_section(benchmarking.BenchmarkConfig(models=("inception_v1",))))
+
+
+def test_registered_section_runs_and_logs(monkeypatch):
+  monkeypatch.setattr(benchmarking, "_SECTIONS", dict(benchmarking._SECTIONS))
+
+  @benchmarking.register_section("fake", description="a generator section")
+  def fake(config):
+    yield benchmarking.Measurement("fake", f"b{config.batch_size}", ours=2.0, theirs=1.0)
+
+  with pytest.raises(ValueError, match="registered twice"):
+    benchmarking.register_section("fake", description="again")(fake)
+  assert benchmarking.list_sections()["fake"] == "a generator section"
+  lines = []
+  results = benchmarking.run_sections(["fake"], benchmarking.BenchmarkConfig(batch_size=8),
+                                      log=lines.append)
+  assert [r.case for r in results] == ["b8"]
+  assert lines[0] == "[fake] a generator section" and "ratio 2.000" in lines[1]
+
+
+def test_steps_on_a_tiny_model():
+  inputs = keras.Input((8, 8, 3))
+  x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+  x = keras.layers.GlobalAveragePooling2D()(x)
+  model = keras.Model(inputs, {"logits": keras.layers.Dense(5, name="dense")(x)})
+  images = tf.constant(np.random.default_rng(0).uniform(size=(2, 8, 8, 3)), tf.float32)
+  labels = tf.constant([1, 3])
+  logits = benchmarking.inference_step(model, jit_compile=False)(images)
+  assert logits.shape == (2, 5)
+  before = model.get_layer("dense").kernel.numpy().copy()
+  loss = benchmarking.train_step(model, jit_compile=False)(images, labels)
+  assert np.isfinite(float(loss))
+  assert not np.array_equal(model.get_layer("dense").kernel.numpy(), before)

@@ -1,0 +1,54 @@
+"""Throughput benchmarks against peers in the same process (a benchmark, not a test).
+
+    python tools/benchmark.py                      # every section, batch 32, float32 + bf16
+    python tools/benchmark.py --sections=models --models=inception_v3 --dtypes=float32
+    python tools/benchmark.py --list_sections
+
+Prints images/s of ours and of the peer and the ratio ours/theirs (>= 1.0: we are not slower).
+"""
+
+import dataclasses
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+from inception_tf import benchmarking  # noqa: E402
+
+_DEFAULTS = benchmarking.BenchmarkConfig()
+_SECTIONS = flags.DEFINE_list("sections", None, "Sections to run (default: all; see --list_sections).")
+_LIST = flags.DEFINE_bool("list_sections", False, "List the sections and exit.")
+_MODELS = flags.DEFINE_list("models", list(_DEFAULTS.models), "Models of the models section.")
+_DTYPES = flags.DEFINE_list("dtypes", list(_DEFAULTS.dtypes), "Keras dtype policies.")
+_MODES = flags.DEFINE_list("modes", list(_DEFAULTS.modes), "inference and/or train.")
+_BATCH = flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Batch size.")
+_WARMUP = flags.DEFINE_integer("warmup", _DEFAULTS.warmup, "Untimed calls per function.")
+_ITERATIONS = flags.DEFINE_integer("iterations", _DEFAULTS.iterations,
+                                   "Timed calls per function (median reported).")
+_JIT = flags.DEFINE_bool("jit_compile", _DEFAULTS.jit_compile, "XLA-compile both sides' steps.")
+_JSON = flags.DEFINE_bool("json", False, "Also print the results as JSON.")
+
+
+def main(argv):
+  del argv
+  if _LIST.value:
+    for name, description in benchmarking.list_sections().items():
+      print(f"{name}: {description}")
+    return
+  config = dataclasses.replace(
+      _DEFAULTS, batch_size=_BATCH.value, warmup=_WARMUP.value, iterations=_ITERATIONS.value,
+      jit_compile=_JIT.value, dtypes=tuple(_DTYPES.value), models=tuple(_MODELS.value),
+      modes=tuple(_MODES.value))
+  sections = _SECTIONS.value or list(benchmarking.list_sections())
+  results = benchmarking.run_sections(sections, config)
+  print()
+  print(benchmarking.format_table(results))
+  if _JSON.value:
+    print(json.dumps([m.as_dict() for m in results], indent=2))
+
+
+if __name__ == "__main__":
+  app.run(main)
