@@ -290,3 +290,32 @@ def models_section(config: BenchmarkConfig) -> Iterable[Measurement]:
   for name in config.models:
     for dtype in config.dtypes:
       yield from compare_with_keras_applications(name, dtype, config)
+
+
+# --- Sections over other parts' benchmark functions (imported when the section runs). ---
+
+
+@register_section("train", description="the trainer's full-paper step (aux loss, label "
+                  "smoothing, weight decay, clipping, TF1 RMSProp, EMA), synthetic data, 1 device")
+def train_section(config: BenchmarkConfig) -> Iterable[Measurement]:
+  from inception_tf.train import loop  # pylint: disable=import-outside-toplevel
+  for name in config.models:
+    for dtype in config.dtypes:
+      result = loop.benchmark_train_step(
+          name, batch_size=config.batch_size, precision=dtype, steps=config.iterations,
+          warmup_steps=config.warmup, jit_compile=config.jit_compile)
+      yield Measurement("train", f"{name} paper step {dtype} b{config.batch_size}",
+                        ours=result["images_per_second"], theirs=None)
+
+
+@register_section("eval", description="144-crop evaluation vs single-crop throughput / 144 "
+                  "(cost of the multi-crop path beyond the model; target >= 0.9)")
+def eval_section(config: BenchmarkConfig) -> Iterable[Measurement]:
+  from inception_tf.eval import evaluate  # pylint: disable=import-outside-toplevel
+  for name in config.models:
+    result = evaluate.benchmark_multicrop(name, warmup=config.warmup,
+                                          iterations=config.iterations)
+    yield Measurement("eval", f"{name} {result['multi_crops']}-crop eval",
+                      ours=result["multi_crop_images_per_second"],
+                      theirs=result["single_crop_over_crops"],
+                      peer="single-crop images/s / crops")

@@ -1,6 +1,7 @@
 """Throughput benchmarks against peers in the same process (a benchmark, not a test).
 
-    python tools/benchmark.py                      # every section, batch 32, float32 + bf16
+    python tools/benchmark.py                      # models section, batch 32, float32 + bf16
+    python tools/benchmark.py --sections=models,train,eval
     python tools/benchmark.py --sections=models --models=inception_v3 --dtypes=float32
     python tools/benchmark.py --list_sections
 
@@ -19,7 +20,8 @@ from absl import flags  # noqa: E402
 from inception_tf import benchmarking  # noqa: E402
 
 _DEFAULTS = benchmarking.BenchmarkConfig()
-_SECTIONS = flags.DEFINE_list("sections", None, "Sections to run (default: all; see --list_sections).")
+_SECTIONS = flags.DEFINE_list("sections", ["models"],
+                              "Sections to run, e.g. models,train,eval (see --list_sections).")
 _LIST = flags.DEFINE_bool("list_sections", False, "List the sections and exit.")
 _MODELS = flags.DEFINE_list("models", list(_DEFAULTS.models), "Models of the models section.")
 _DTYPES = flags.DEFINE_list("dtypes", list(_DEFAULTS.dtypes), "Keras dtype policies.")
@@ -42,8 +44,7 @@ def main(argv):
       _DEFAULTS, batch_size=_BATCH.value, warmup=_WARMUP.value, iterations=_ITERATIONS.value,
       jit_compile=_JIT.value, dtypes=tuple(_DTYPES.value), models=tuple(_MODELS.value),
       modes=tuple(_MODES.value))
-  sections = _SECTIONS.value or list(benchmarking.list_sections())
-  results = benchmarking.run_sections(sections, config)
+  results = benchmarking.run_sections(_SECTIONS.value, config)
   print()
   print(benchmarking.format_table(results))
   if _JSON.value:
