@@ -293,14 +293,15 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
   seed = int(seed)
 
   if _is_tfds(source):
-    records, counts, parse = _tfds_records(source, split, num_pipelines, pipeline_id, seed,
-                                           is_training, deterministic)
+    records, sizes, parse = _tfds_records(source, split, num_pipelines, pipeline_id, seed,
+                                          is_training, deterministic)
   else:
-    records, counts, parse = _tfrecord_records(source, split, num_pipelines, pipeline_id)
-  # `records(epoch_seed, shuffle)` returns one epoch of this pipeline's raw records.
+    records, sizes, parse = _tfrecord_records(source, split, num_pipelines, pipeline_id)
+  # `records(epoch_seed, shuffle)` returns one epoch of this pipeline's raw records; `sizes` are
+  # the examples per epoch of every pipeline (None when unknown).
 
   if is_training:
-    ds, start_index, skip = _training_stream(records, counts, seed=seed, cache=cache,
+    ds, start_index, skip = _training_stream(records, sizes and sizes[pipeline_id], seed=seed, cache=cache,
                                              num_epochs=num_epochs, skip=skip_batches * batch_size,
                                              shuffle_buffer_size=shuffle_buffer_size)
 
@@ -338,6 +339,10 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
     ds = _decode_skipping_errors(ds, decode, deterministic)
     ds = ds.batch(batch_size, drop_remainder=False)
     ds = ds.map(lambda batch: _pad_batch(batch, batch_size), num_parallel_calls=tf.data.AUTOTUNE)
+    replicas = input_context.num_replicas_in_sync if input_context else 1
+    ds = _pad_batch_count(ds, batch_size=batch_size, pipeline_sizes=sizes,
+                          passes=num_epochs or 1,
+                          replicas_per_pipeline=max(1, replicas // num_pipelines))
   ds = ds.prefetch(tf.data.AUTOTUNE)
   options = tf.data.Options()
   options.deterministic = deterministic
@@ -355,6 +360,36 @@ def _pad_batch(batch: dict, batch_size: int) -> dict:
     return tf.ensure_shape(padded, [batch_size] + t.shape.as_list()[1:])
 
   return {k: pad(v) for k, v in batch.items()}
+
+
+def _pad_batch_count(ds: tf.data.Dataset, *, batch_size: int, pipeline_sizes: Optional[list[int]],
+                     passes: int, replicas_per_pipeline: int) -> tf.data.Dataset:
+  """Appends all-padding batches (mask 0) so that every pipeline yields the same number of batches,
+  a multiple of the replicas it feeds.
+
+  A distributed iterator stops (dropping the rest) when a pipeline runs out before the others or
+  when the last step cannot give every replica a batch; padding keeps every example counted. With
+  known per-pipeline sizes every pipeline yields exactly `ceil(max size / batch)` batches per pass
+  (rounded up to a multiple of `replicas_per_pipeline`); otherwise only the multiple is ensured.
+  """
+  zeros = {k: tf.zeros(spec.shape, spec.dtype) for k, spec in ds.element_spec.items()}
+  padding = tf.data.Dataset.from_tensors(zeros).repeat()
+  multiple = replicas_per_pipeline
+  if pipeline_sizes is not None:
+    per_pass = max(-(-size // batch_size) for size in pipeline_sizes)
+    target = -(-(per_pass * passes) // multiple) * multiple
+    return ds.concatenate(padding).take(target)
+  if multiple == 1:
+    return ds
+  # Group the batches by `multiple`, complete the last group with padding batches, ungroup.
+  grouped = ds.batch(multiple)
+
+  def complete(group):
+    missing = multiple - tf.shape(group["mask"])[0]
+    return {k: tf.concat([v, tf.repeat(zeros[k][tf.newaxis], missing, axis=0)], axis=0)
+            for k, v in group.items()}
+
+  return grouped.map(complete).unbatch()
 
 
 def _training_stream(records, epoch_size: Optional[int], *, seed: int, cache: bool,
@@ -386,15 +421,19 @@ def _training_stream(records, epoch_size: Optional[int], *, seed: int, cache: bo
   return epochs.flat_map(one_epoch), start, skip - start
 
 
+def _record_shard_sizes(total: int, num_pipelines: int) -> list[int]:
+  """Examples per pipeline when records are dealt round-robin (`Dataset.shard`)."""
+  return [len(range(i, total, num_pipelines)) for i in range(num_pipelines)]
+
+
 def _tfrecord_records(source, split, num_pipelines, pipeline_id):
   files, counts = list_files(source, split)
   shard_files = len(files) >= num_pipelines
   if shard_files:
     files = files[pipeline_id::num_pipelines]
-    epoch_size = sum(counts[pipeline_id::num_pipelines]) if counts else None
+    sizes = [sum(counts[i::num_pipelines]) for i in range(num_pipelines)] if counts else None
   else:
-    total = sum(counts) if counts else None
-    epoch_size = -(-(total - pipeline_id) // num_pipelines) if total is not None else None
+    sizes = _record_shard_sizes(sum(counts), num_pipelines) if counts else None
   cycle_length = min(len(files), _MAX_CYCLE_LENGTH)
 
   def records(epoch_seed, shuffle_files):
@@ -409,7 +448,7 @@ def _tfrecord_records(source, split, num_pipelines, pipeline_id):
       ds = ds.shard(num_pipelines, pipeline_id)
     return ds
 
-  return records, epoch_size, tfrecord.parse_example
+  return records, sizes, tfrecord.parse_example
 
 
 def _tfds_records(source, split, num_pipelines, pipeline_id, seed, is_training, deterministic):
@@ -425,9 +464,9 @@ def _tfds_records(source, split, num_pipelines, pipeline_id, seed, is_training, 
   input_context = (tf.distribute.InputContext(num_input_pipelines=num_pipelines,
                                               input_pipeline_id=pipeline_id)
                    if shard_files else None)
-  epoch_size = None
+  sizes = None
   if total is not None and not shard_files:
-    epoch_size = -(-(total - pipeline_id) // num_pipelines)
+    sizes = _record_shard_sizes(total, num_pipelines)
 
   def records(epoch_seed, shuffle_files):
     del epoch_seed  # tfds' file shuffle takes a Python int
@@ -447,4 +486,4 @@ def _tfds_records(source, split, num_pipelines, pipeline_id, seed, is_training, 
             "bbox": tf.zeros([1, 0, 4], tf.float32)}
 
   del deterministic
-  return records, epoch_size, parse
+  return records, sizes, parse

@@ -118,15 +118,18 @@ def test_eval_sees_every_example_exactly_once(digits_dir):
 
 @pytest.mark.parametrize("num_pipelines", [2, 3])  # 2: one file each; 3: more pipelines than files
 def test_input_context_shards_disjoint_and_complete(digits_dir, num_pipelines):
-  per_pipeline = []
+  per_pipeline, num_batches = [], []
   for pipeline_id in range(num_pipelines):
     context = tf.distribute.InputContext(num_input_pipelines=num_pipelines,
                                          input_pipeline_id=pipeline_id,
                                          num_replicas_in_sync=num_pipelines)
     ds = data.make_dataset(digits_dir, split="validation", is_training=False, batch_size=32,
                            image_size=16, input_context=context, with_filenames=True)
-    per_pipeline.append([n for b in ds for n, m in zip(b["filenames"].numpy(), b["mask"].numpy())
-                         if m])
+    batches = list(ds)
+    num_batches.append(len(batches))
+    per_pipeline.append([n for b in batches
+                         for n, m in zip(b["filenames"].numpy(), b["mask"].numpy()) if m])
+  assert len(set(num_batches)) == 1  # equal step counts, or a distributed loop would stop early
   flat = [n for names in per_pipeline for n in names]
   assert len(flat) == len(set(flat)) == 360
   assert all(len(names) >= 360 // num_pipelines for names in per_pipeline)
@@ -141,6 +144,19 @@ def test_input_context_shards_disjoint_and_complete(digits_dir, num_pipelines):
   for i in range(num_pipelines):
     for j in range(i):
       assert not train[i] & train[j]
+
+
+def test_eval_batch_count_is_a_multiple_of_replicas_per_pipeline(digits_dir):
+  """One pipeline feeding 2 replicas must yield an even number of batches (padding batches have
+  mask 0), also when the example counts are unknown (a file pattern, no manifest counts)."""
+  context = tf.distribute.InputContext(num_input_pipelines=1, input_pipeline_id=0,
+                                       num_replicas_in_sync=2)
+  for source in (digits_dir, os.path.join(digits_dir, "validation-*")):
+    ds = data.make_dataset(source, split="validation", is_training=False, batch_size=8,
+                           image_size=16, input_context=context)
+    masks = [b["mask"].numpy() for b in ds]
+    assert len(masks) == 46 and sum(m.sum() for m in masks) == 360  # 45 real batches + 1 padding
+    assert masks[-1].sum() == 0
 
 
 def _jpeg(array):
