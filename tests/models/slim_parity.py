@@ -14,6 +14,7 @@ import sys
 from typing import Callable
 
 import numpy as np
+import pytest
 
 TESTS_DIR = pathlib.Path(__file__).resolve().parents[1]
 GOLDEN_DIR = TESTS_DIR / "golden"
@@ -215,6 +216,82 @@ def run_reference(model_name: str, size: int, directory: str, **net_kwargs) -> S
   logits, end_points, shapes = run_slim(net_fn, arg_scope_fn, images, prefix,
                                         **{"num_classes": 1001, **net_kwargs})
   return SlimRun(images, logits, end_points, shapes, prefix, slim_key)
+
+
+def reference_runs(model_name: str, sizes, tmp_path_factory) -> dict[int, SlimRun]:
+  """{size: SlimRun} of the real slim network at each size (for a module-scoped fixture)."""
+  return {size: run_reference(model_name, size, str(tmp_path_factory.mktemp(f"slim{size}")))
+          for size in sizes}
+
+
+def loaded_models(model_name: str, runs: dict[int, SlimRun]) -> dict:
+  """{size: our model at that size with that run's slim checkpoint loaded}."""
+  from inception_tf import checkpoints
+  from inception_tf.models import create_model
+  models = {}
+  for size, run in runs.items():
+    models[size] = create_model(model_name, image_size=size)
+    checkpoints.load_slim_checkpoint(models[size], run.checkpoint)
+  return models
+
+
+def assert_published_layout(model_name: str, model, runs: dict[int, SlimRun], *, total: int,
+                            trainable: int) -> None:
+  """Variable names/shapes equal the published list (and slim's graph); counts equal its sums."""
+  from inception_tf.models import naming
+  published = published_variables(model_name)
+  ours = {name: tuple(v.shape) for name, v in naming.slim_variables(model).items()}
+  assert ours == published
+  for run in runs.values():
+    assert run.variable_shapes == published
+  assert parameter_counts(published) == (total, trainable)
+  assert model.count_params() == total
+  assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == trainable
+
+
+def assert_endpoint_shapes(model_name: str, model, run: SlimRun, size: int,
+                           extra: dict[str, tuple[int, ...]] | None = None) -> None:
+  """Our endpoint shapes equal the golden table, which equals what slim's run measured.
+
+  Args:
+    model_name: registry name.
+    model: our model at `size`.
+    run: slim's run at `size`.
+    size: the input size (a key of the golden table).
+    extra: our endpoints slim does not record, with their expected [H, W, C].
+  """
+  from inception_tf.models import feature_extractor
+  golden = endpoint_shapes(model_name)[str(size)]
+  extra = {name: list(shape) for name, shape in (extra or {}).items()}
+  extractor = feature_extractor(model, list(golden) + list(extra))
+  ours = {name: list(t.shape[1:]) for name, t in extractor.output.items()}
+  assert ours == {**golden, **extra}
+  assert {e: list(run.end_points[run.slim_key(e)].shape[1:]) for e in golden} == golden
+
+
+def assert_minimum_size(model_name: str, last_endpoint: str, **options) -> None:
+  """Below the minimum a clear ValueError; at it, a 1x1 last feature map and finite logits."""
+  from inception_tf.models import create_model, feature_extractor, model_info
+  minimum = model_info(model_name).min_image_size
+  assert minimum == 32
+  with pytest.raises(ValueError, match=f"minimum input size {minimum}"):
+    create_model(model_name, image_size=minimum - 1)
+  model = create_model(model_name, image_size=minimum, **options)
+  assert feature_extractor(model, [last_endpoint]).output[last_endpoint].shape[1:3] == (1, 1)
+  logits = model(np.zeros((1, minimum, minimum, 3), np.float32), training=False)["logits"]
+  assert logits.shape == (1, 1001) and np.all(np.isfinite(logits))
+
+
+def assert_pooled_features(model_name: str, run: SlimRun, size: int, last_endpoint: str) -> None:
+  """include_top=False, pooling="avg" gives the spatial mean of slim's last feature map."""
+  from inception_tf import checkpoints
+  from inception_tf.models import create_model
+  model = create_model(model_name, image_size=size, include_top=False, pooling="avg")
+  report = checkpoints.load_slim_checkpoint(model, run.checkpoint, skip_logits=True)
+  assert report.skipped == [] and len(report.loaded) == len(published_variables(model_name)) - 2
+  slim_features = run.end_points[run.slim_key(last_endpoint)].mean(axis=(1, 2))
+  assert_close(np.asarray(model(run.images, training=False)), slim_features,
+               f"avg-pooled {last_endpoint}")
 
 
 if __name__ == "__main__":

@@ -6,8 +6,7 @@ import pytest
 import keras
 
 import slim_parity
-from inception_tf import checkpoints
-from inception_tf.models import create_model, feature_extractor, model_info, naming
+from inception_tf.models import create_model, model_info, naming
 
 MODEL = "inception_v1"
 SMALL = 150  # odd feature maps on the way down: 75, 38, 19, 10, 5
@@ -16,19 +15,13 @@ SMALL = 150  # odd feature maps on the way down: 75, 38, 19, 10, 5
 @pytest.fixture(scope="module")
 def slim_runs(tmp_path_factory):
   """{size: slim_parity.SlimRun} of the real slim network at 224 and SMALL."""
-  return {size: slim_parity.run_reference(MODEL, size, str(tmp_path_factory.mktemp(f"slim{size}")))
-          for size in (224, SMALL)}
+  return slim_parity.reference_runs(MODEL, (224, SMALL), tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def models(slim_runs):
-  """{size: our inception_v1 at that size with that size's slim checkpoint loaded}."""
-  result = {}
-  for size, run in slim_runs.items():
-    model = create_model(MODEL, image_size=size)
-    checkpoints.load_slim_checkpoint(model, run.checkpoint)
-    result[size] = model
-  return result
+  """{size: our model at that size with that size's slim checkpoint loaded}."""
+  return slim_parity.loaded_models(MODEL, slim_runs)
 
 
 @pytest.mark.parametrize("size", [224, SMALL])
@@ -41,32 +34,14 @@ def test_logits_and_endpoints_equal_slim(size, slim_runs, models):
   assert set(compared) == expected
 
 
-def test_variables_equal_published_layout(slim_runs, models):
-  published = slim_parity.published_variables(MODEL)
-  ours = {name: tuple(v.shape) for name, v in naming.slim_variables(models[224]).items()}
-  assert ours == published
-  # The real slim graph holds exactly the published variables too (at both sizes).
-  for size in (224, SMALL):
-    assert slim_runs[size].variable_shapes == published
-
-
-def test_parameter_counts_equal_published(models):
-  total, trainable = slim_parity.parameter_counts(slim_parity.published_variables(MODEL))
-  model = models[224]
-  assert model.count_params() == total == 6_633_209
-  assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == trainable == 6_618_649
+def test_variables_and_parameter_counts_equal_published(slim_runs, models):
+  slim_parity.assert_published_layout(MODEL, models[224], slim_runs, total=6_633_209,
+                                      trainable=6_618_649)
 
 
 @pytest.mark.parametrize("size", [224, SMALL])
 def test_endpoint_shapes(size, slim_runs, models):
-  golden = slim_parity.endpoint_shapes(MODEL)[str(size)]
-  model = models[size]
-  extractor = feature_extractor(model, list(golden))
-  ours = {name: list(t.shape[1:]) for name, t in extractor.output.items()}
-  assert ours == golden
-  # The golden table is what slim measures.
-  end_points = slim_runs[size].end_points
-  assert {name: list(end_points[name].shape[1:]) for name in golden} == golden
+  slim_parity.assert_endpoint_shapes(MODEL, models[size], slim_runs[size], size)
 
 
 def test_depth_multiplier_thins_like_slim():
@@ -86,22 +61,11 @@ def test_depth_multiplier_thins_like_slim():
 
 
 def test_minimum_input_size():
-  assert model_info(MODEL).min_image_size == 32
-  with pytest.raises(ValueError, match="minimum input size 32"):
-    create_model(MODEL, image_size=31)
-  model = create_model(MODEL, image_size=32, depth_multiplier=0.25)
-  assert feature_extractor(model, ["Mixed_5c"]).output["Mixed_5c"].shape[1:] == (1, 1, 256)
-  logits = model(np.zeros((1, 32, 32, 3), np.float32), training=False)["logits"]
-  assert logits.shape == (1, 1001) and np.all(np.isfinite(logits))
+  slim_parity.assert_minimum_size(MODEL, "Mixed_5c", depth_multiplier=0.25)
 
 
 def test_features_without_top(slim_runs):
-  run = slim_runs[224]
-  model = create_model(MODEL, include_top=False, pooling="avg")
-  report = checkpoints.load_slim_checkpoint(model, run.checkpoint, skip_logits=True)
-  assert report.skipped == [] and len(report.loaded) == 228
-  slim_parity.assert_close(np.asarray(model(run.images, training=False)),
-                           run.end_points["Mixed_5c"].mean(axis=(1, 2)), "avg-pooled Mixed_5c")
+  slim_parity.assert_pooled_features(MODEL, slim_runs[224], 224, "Mixed_5c")
   assert create_model(MODEL, include_top=False, image_size=SMALL).output.shape[1:] == (5, 5, 1024)
   assert create_model(MODEL, include_top=False, pooling="max").output.shape[1:] == (1024,)
   with pytest.raises(ValueError, match="pooling"):

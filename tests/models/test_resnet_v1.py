@@ -1,13 +1,9 @@
 """resnet_v1_50 against the real TF-slim ResNet-50 v1 (tf-slim pip package) and its published layout."""
 
-import numpy as np
 import pytest
 
-import keras
-
 import slim_parity
-from inception_tf import checkpoints
-from inception_tf.models import create_model, feature_extractor, model_info, naming
+from inception_tf.models import create_model, model_info
 
 MODEL = "resnet_v1_50"
 SMALL = 150  # conv2d_same on odd maps: 150 -> 75 -> 38 -> 19 -> 10 -> 5
@@ -16,19 +12,13 @@ SMALL = 150  # conv2d_same on odd maps: 150 -> 75 -> 38 -> 19 -> 10 -> 5
 @pytest.fixture(scope="module")
 def slim_runs(tmp_path_factory):
   """{size: slim_parity.SlimRun} of the real slim network at 224 and SMALL."""
-  return {size: slim_parity.run_reference(MODEL, size, str(tmp_path_factory.mktemp(f"slim{size}")))
-          for size in (224, SMALL)}
+  return slim_parity.reference_runs(MODEL, (224, SMALL), tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def models(slim_runs):
-  """{size: our resnet_v1_50 at that size with that size's slim checkpoint loaded}."""
-  result = {}
-  for size, run in slim_runs.items():
-    model = create_model(MODEL, image_size=size)
-    checkpoints.load_slim_checkpoint(model, run.checkpoint)
-    result[size] = model
-  return result
+  """{size: our model at that size with that size's slim checkpoint loaded}."""
+  return slim_parity.loaded_models(MODEL, slim_runs)
 
 
 @pytest.mark.parametrize("size", [224, SMALL])
@@ -36,29 +26,17 @@ def test_logits_and_endpoints_equal_slim(size, slim_runs, models):
   run = slim_runs[size]
   compared = slim_parity.compare_with_slim(MODEL, models[size], run.images, run.logits,
                                            run.end_points, run.slim_key)
-  # slim records neither pool1 nor the global mean; both are checked below.
+  # slim records neither pool1 nor the global mean (its shape is in test_endpoint_shapes).
   assert set(compared) == set(model_info(MODEL).endpoints) - {"pool1", "global_pool"}
-  ours = slim_parity.our_endpoints(models[size], ["global_pool", "pool1"], run.images)
+  ours = slim_parity.our_endpoints(models[size], ["global_pool"], run.images)
   slim_parity.assert_close(ours["global_pool"],
                            run.end_points["resnet_v1_50/block4"].mean(axis=(1, 2), keepdims=True),
                            "global_pool")
-  pool1 = -(-size // 4)  # conv1 and pool1 both halve, rounding up
-  assert ours["pool1"].shape == (2, pool1, pool1, 64)
 
 
-def test_variables_equal_published_layout(slim_runs, models):
-  published = slim_parity.published_variables(MODEL)
-  ours = {name: tuple(v.shape) for name, v in naming.slim_variables(models[224]).items()}
-  assert ours == published
-  for size in (224, SMALL):
-    assert slim_runs[size].variable_shapes == published
-
-
-def test_parameter_counts_equal_published(models):
-  total, trainable = slim_parity.parameter_counts(slim_parity.published_variables(MODEL))
-  model = models[224]
-  assert model.count_params() == total == 25_612_201
-  assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == trainable == 25_559_081
+def test_variables_and_parameter_counts_equal_published(slim_runs, models):
+  slim_parity.assert_published_layout(MODEL, models[224], slim_runs, total=25_612_201,
+                                      trainable=25_559_081)
 
 
 def test_resnet_batch_norm_and_preprocessing(models):
@@ -75,30 +53,17 @@ def test_resnet_batch_norm_and_preprocessing(models):
 
 @pytest.mark.parametrize("size", [224, SMALL])
 def test_endpoint_shapes(size, slim_runs, models):
-  golden = slim_parity.endpoint_shapes(MODEL)[str(size)]
-  extractor = feature_extractor(models[size], list(golden))
-  ours = {name: list(t.shape[1:]) for name, t in extractor.output.items()}
-  assert ours == golden
-  run = slim_runs[size]
-  assert {name: list(run.end_points[run.slim_key(name)].shape[1:]) for name in golden} == golden
+  pool1 = -(-size // 4)  # conv1 and pool1 both halve, rounding up
+  slim_parity.assert_endpoint_shapes(MODEL, models[size], slim_runs[size], size,
+                                     extra={"pool1": (pool1, pool1, 64),
+                                            "global_pool": (1, 1, 2048)})
 
 
 def test_minimum_input_size():
-  assert model_info(MODEL).min_image_size == 32
-  with pytest.raises(ValueError, match="minimum input size 32"):
-    create_model(MODEL, image_size=31)
-  model = create_model(MODEL, image_size=32)
-  assert feature_extractor(model, ["block4"]).output["block4"].shape[1:] == (1, 1, 2048)
-  logits = model(np.zeros((1, 32, 32, 3), np.float32), training=False)["logits"]
-  assert logits.shape == (1, 1001) and np.all(np.isfinite(logits))
+  slim_parity.assert_minimum_size(MODEL, "block4")
 
 
 def test_features_without_top(slim_runs):
-  run = slim_runs[SMALL]
-  model = create_model(MODEL, image_size=SMALL, include_top=False, pooling="avg")
-  checkpoints.load_slim_checkpoint(model, run.checkpoint, skip_logits=True)
-  slim_parity.assert_close(np.asarray(model(run.images, training=False)),
-                           run.end_points["resnet_v1_50/block4"].mean(axis=(1, 2)),
-                           "avg-pooled block4")
+  slim_parity.assert_pooled_features(MODEL, slim_runs[SMALL], SMALL, "block4")
   with pytest.raises(ValueError, match="auxiliary"):
     create_model(MODEL, aux_logits=True)
