@@ -88,3 +88,12 @@ def test_keras_round_trip(tmp_path):
                                 np.asarray(model(images, training=False)["logits"]))
   assert restored.name == "InceptionV1"
   assert [layer.name for layer in restored.layers] == [layer.name for layer in model.layers]
+
+
+def test_mixed_precision_keeps_the_head_in_float32():
+  model = create_model(MODEL, image_size=64, depth_multiplier=0.25, dtype="mixed_bfloat16")
+  assert model.get_layer("Mixed_5c").compute_dtype == "bfloat16"
+  assert model.get_layer("Logits.Conv2d_0c_1x1").compute_dtype == "float32"
+  logits = model(np.zeros((1, 64, 64, 3), np.float32), training=False)["logits"]
+  assert logits.dtype == "float32"
+  assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
