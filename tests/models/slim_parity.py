@@ -3,6 +3,9 @@
 Used by test_inception_v1.py, test_inception_v2.py and test_resnet_v1.py: inputs (a real photo and
 a random image), running slim into a TF1 checkpoint, loading that checkpoint into our model, and
 comparing endpoints with an honest tolerance.
+
+`python tests/models/slim_parity.py inception_v1 inception_v2 resnet_v1_50` re-measures the endpoint
+shape tables tests/golden/<model>.endpoints.json from the slim networks.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ def run_slim(net_fn, arg_scope_fn, images: np.ndarray, checkpoint_prefix: str, *
 
 
 def import_tf_slim():
+  """tf_slim under TF 2.21 (see tests/slim_reference.py)."""
   return slim_reference.import_tf_slim()
 
 
