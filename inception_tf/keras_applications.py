@@ -185,31 +185,29 @@ def _load_source(source, *, input_shape: tuple[int, int, int]) -> keras.Model:
     raise ValueError(f"Expected a keras.applications model, or a .keras or .h5 file, got {path!r}.")
   import h5py  # pylint: disable=import-outside-toplevel  (a Keras dependency)
   with h5py.File(path, "r") as f:
-    if "model_config" in f.attrs:  # a whole model saved by Keras 2 / legacy h5
-      full_model = True
-      layer_names = []
-    else:
-      full_model = False
-      group = f["layers"] if "layers" in f else f  # Keras 3 `.weights.h5` / Keras 2 weights
-      layer_names = list(group.keys())
-      if "layer_names" in group.attrs:
-        layer_names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs["layer_names"]]
+    full_model = "model_config" in f.attrs  # a whole model saved in the legacy h5 format
+    if full_model:
+      irv2 = v3 = classes = None
+    elif "layers" in f:  # Keras 3 `.weights.h5`: layers keyed by class name ("dense", "conv2d_93")
+      names = list(f["layers"].keys())
+      irv2 = any(n.startswith("custom_scale_layer") for n in names)
+      v3 = sum(n.startswith("conv2d") for n in names) == 94
+      classes = int(f["layers/dense/vars/0"].shape[-1]) if "dense" in names else None
+    else:  # keras.applications' distributed weight files: layers keyed by layer name
+      names = [n.decode() if isinstance(n, bytes) else n for n in f.attrs.get("layer_names", [])]
+      irv2, v3 = "conv_7b" in names, "mixed10" in names
       classes = None
-      if "predictions" in layer_names:
-        pred = group["predictions"]
-        kernels = []
-        pred.visititems(lambda name, obj: kernels.append(obj.shape)
-                        if hasattr(obj, "shape") and len(obj.shape) == 2 else None)
-        classes = int(kernels[0][1]) if kernels else None
+      if "predictions" in names:
+        shapes = []
+        f["predictions"].visititems(
+            lambda _, obj: shapes.append(obj.shape) if getattr(obj, "ndim", 0) == 2 else None)
+        classes = int(shapes[0][-1])
   if full_model:
     return keras.saving.load_model(path, custom_objects=custom, compile=False)
-  if "conv_7b" in layer_names:
-    builder = keras.applications.InceptionResNetV2
-  elif "mixed10" in layer_names or any(n.startswith("conv2d") for n in layer_names):
-    builder = keras.applications.InceptionV3
-  else:
-    raise ValueError(f"{path!r} holds neither InceptionV3 nor InceptionResNetV2 weights "
-                     f"(layers {layer_names[:5]}...).")
+  if irv2 == v3:
+    raise ValueError(f"{path!r} holds neither keras.applications InceptionV3 nor "
+                     "InceptionResNetV2 weights.")
+  builder = keras.applications.InceptionResNetV2 if irv2 else keras.applications.InceptionV3
   include_top = classes is not None
   model = builder(weights=None, include_top=include_top, input_shape=input_shape,
                   classes=classes or 1000)
