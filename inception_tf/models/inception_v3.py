@@ -29,7 +29,8 @@ Paper name (Table 1, Figures 5-7, 10) <-> slim scope, with the shapes at 299 x 2
 The Figure 5 modules of the released network keep a 5x5 branch (Branch_1) beside the factorised
 double-3x3 branch (Branch_2), as slim and keras.applications do; Table 1's stem differs from the
 released stem as noted in the table above. Parameter count of the base (up to Mixed_7c, what
-keras.applications' `include_top=False` holds): 21,802,784.
+keras.applications' `include_top=False` holds): 21,802,784; its multiply-adds at 299: 5.71G
+(5.71G with the 1001-way logits, +5.7M for the aux head; `inception_tf.models.stats`).
 
 Paper studies, as options (defaults build slim's network):
 
@@ -38,7 +39,8 @@ Paper studies, as options (defaults build slim's network):
   Conv2d_1a_3x3 / Conv2d_2a_3x3 / Conv2d_2b_3x3. `factorized_7x7=False` replaces those three by a
   single 7x7 stride-2 'VALID' convolution with depth(64) outputs, `Conv2d_1a_7x7` (the name slim's
   inception_v1/v2 give their 7x7 first convolution); its 147 x 147 x 64 output has the same shape
-  as Conv2d_2b_3x3's, so everything after it is unchanged.
+  as Conv2d_2b_3x3's, so everything after it is unchanged (base: 5.30G multiply-adds against
+  5.71G, 19,296 fewer parameters).
 * `aux_batch_norm` (Table 3, row "BN-auxiliary", §7 and §10): "the fully connected layer of the
   auxiliary classifier is also batch-normalized, not just the convolutions". In slim the auxiliary
   head's fully connected layer is `AuxLogits/Conv2d_2a_5x5`, a 5x5 'VALID' convolution over the 5x5
@@ -55,9 +57,9 @@ Paper studies, as options (defaults build slim's network):
   Conv2d_1a_3x3 stride 1 and drops the stem's first pooling MaxPool_3a_3x3 (77 -> 75 -> 75 -> 75
   -> 73 -> 36 -> 17 -> 8: the final grid is 8 x 8 as at 299). Our stem has two more convolutions
   between the first layer and that pooling than the paper's wording suggests, and at 79 they run
-  at 75 x 75 instead of 147 x 147: the 79 network costs about 8% fewer multiply-adds than the 299
-  one (the paper says "almost identical" and calls the 79 one "slightly cheaper"). Pass
-  `image_size` equal to `receptive_field`.
+  at 75 x 75 instead of 147 x 147: up to Mixed_7c the 79 network costs 5.36G multiply-adds
+  against 5.71G at 299 and 151 (6% fewer; the paper says "almost identical" and calls the 79 one
+  "slightly cheaper"). Pass `image_size` equal to `receptive_field`.
 
 Global pooling: the logits use the mean over the whole final grid, which equals slim's
 `AvgPool_1a_8x8` at 299 and its reduced kernel (`_reduced_kernel_size_for_small_input`) for inputs
