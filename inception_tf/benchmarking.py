@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 # Modules that register further sections; imported by `list_sections`/`run_sections`.
-SECTION_MODULES: tuple[str, ...] = ()
+SECTION_MODULES: tuple[str, ...] = ("inception_tf.export.benchmark",)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -177,12 +177,14 @@ def make_inference_model(model: keras.Model, *, dtype: str = "float32",
   clone = keras.models.clone_model(pruned, clone_function=clone_layer, call_function=call_layer)
   original = {layer.name: layer for layer in pruned.layers}
   for layer in clone.layers:
+    if not layer.weights:
+      continue
     source = original[layer.name]
     if layer.name in folded_convs:
       folded = fold_batch_norm_weights(source, original[folded_convs[layer.name]])
       for variable in layer.weights:
         variable.assign(folded[variable.path.split("/")[-1]].astype(variable.dtype))
-    elif source.weights:
+    else:
       for variable, value in zip(layer.weights, source.get_weights()):
         variable.assign(value.astype(variable.dtype))
   return clone

@@ -136,10 +136,12 @@ def decode_image_bounded(data: tf.Tensor, *, max_pixels: int = DEFAULT_MAX_PIXEL
   limit = tf.where(tf.equal(image_format, _JPEG), tf.constant(max_scaled, tf.int64),
                    tf.constant(max_pixels, tf.int64))
   with tf.control_dependencies([non_empty]):
-    bounded = tf.debugging.Assert(pixels <= limit, [tf.strings.format(
-        "Image {} of the request is a {} of {}x{} = {} pixels, above the {} pixels this model "
-        "decodes (max_pixels={}, JPEGs up to 64x that are decoded at reduced scale); downscale it "
-        "before sending.", (index, format_name, width, height, pixels, limit, max_pixels))])
+    bounded = tf.debugging.Assert(pixels <= limit, [tf.strings.join([
+        tf.strings.format("Image {} of the request is a ", [index]), format_name,
+        tf.strings.format(
+            " of {}x{} = {} pixels, above the {} pixels this model decodes (max_pixels={}, JPEGs "
+            "up to 64x that are decoded at reduced scale); downscale it before sending.",
+            (width, height, pixels, limit, max_pixels))])])
   with tf.control_dependencies([bounded]):
     # The smallest DCT scale that brings the JPEG under max_pixels: 0 -> 1/1, ..., 3 -> 1/8.
     ratio_index = tf.reduce_sum(tf.cast(

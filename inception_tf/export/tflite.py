@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework import convert_to_constants  # pylint: disable=g-direct-tensorflow-import
 
 QUANTIZATIONS = ("float32", "dynamic_int8")
 
@@ -20,7 +21,8 @@ def convert_to_tflite(concrete_function, *, quantization: str = "float32", track
   """Converts a concrete function (e.g. `ServingModule.predict_images`) to a TFLite flatbuffer.
 
   Args:
-    concrete_function: the function to convert, with a fully known input signature but the batch.
+    concrete_function: the function to convert: one `images` input with a known shape but the
+      batch, a dict of outputs (e.g. `ServingModule.predict_images`).
     quantization: "float32" or "dynamic_int8".
     trackable: the object holding the function's variables.
 
@@ -32,7 +34,19 @@ def convert_to_tflite(concrete_function, *, quantization: str = "float32", track
   """
   if quantization not in QUANTIZATIONS:
     raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}.")
-  converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete_function], trackable)
+  # Keras 3 variables reach the converter as resource handles it leaves unfrozen (the flatbuffer
+  # then holds uninitialized variables); freezing them into constants first embeds the weights.
+  # The frozen graph returns a flat list; re-wrapping restores the output names (logits, ...).
+  frozen = convert_to_constants.convert_variables_to_constants_v2(concrete_function)
+  output_names = tf.nest.flatten({k: k for k in concrete_function.structured_outputs})
+  (input_spec,), _ = concrete_function.structured_input_signature
+
+  @tf.function(input_signature=[tf.TensorSpec(input_spec.shape, input_spec.dtype, name="images")])
+  def named(images):
+    return dict(zip(output_names, frozen(images)))
+
+  converter = tf.lite.TFLiteConverter.from_concrete_functions([named.get_concrete_function()],
+                                                              trackable)
   if quantization == "dynamic_int8":
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
   return converter.convert()

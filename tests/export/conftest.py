@@ -40,10 +40,10 @@ def model() -> keras.Model:
 
 @pytest.fixture(scope="session")
 def export_dir(model, tmp_path_factory) -> str:
-  """A float32 export (SavedModel + .keras + export_info.json) of `model`."""
+  """A float32 export (SavedModel, .keras, TFLite float32 + int8, export_info.json) of `model`."""
   from inception_tf import export  # pylint: disable=import-outside-toplevel
   path = str(tmp_path_factory.mktemp("export") / "v3")
-  export.export_model(model, path)
+  export.export_model(model, path, tflite=True)
   return path
 
 

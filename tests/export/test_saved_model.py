@@ -36,10 +36,11 @@ _SERVE_SCRIPT = textwrap.dedent("""
 """)
 
 
-def _keras_probabilities(model, image_bytes: bytes) -> np.ndarray:
-  image = preprocessing.preprocess_for_eval(tf.constant(image_bytes), IMAGE_SIZE, IMAGE_SIZE)
-  logits = model(image[tf.newaxis], training=False)["logits"]
-  return tf.nn.softmax(logits).numpy()[0]
+def _keras_probabilities(model, images: list[bytes]) -> np.ndarray:
+  """Softmax of the Keras model (aux head and all) on `preprocess_for_eval` of each image."""
+  batch = tf.stack([preprocessing.preprocess_for_eval(tf.constant(b), IMAGE_SIZE, IMAGE_SIZE)
+                    for b in images])
+  return tf.nn.softmax(model(batch, training=False)["logits"]).numpy()
 
 
 def _png_header(width: int, height: int) -> bytes:
@@ -81,8 +82,7 @@ def served(export_dir, jpegs, photos, tmp_path_factory):
 def test_jpeg_probabilities_match_keras_on_preprocess_for_eval(served, model):
   results, requests = served
   out = results["jpeg_batch"]
-  for i, image_bytes in enumerate(requests["jpeg_batch"]):
-    expected = _keras_probabilities(model, image_bytes)
+  for i, expected in enumerate(_keras_probabilities(model, requests["jpeg_batch"])):
     np.testing.assert_allclose(out["all_probabilities"][i], expected, atol=1e-5, rtol=0)
     top = np.argsort(-expected)[:5]
     # Top-5 indices agree up to ties in the last decimal places.
@@ -104,8 +104,7 @@ def test_png_gif_bmp_and_grayscale_are_accepted(served, model):
   results, requests = served
   out = results["formats"]
   assert "error" not in out
-  for i, image_bytes in enumerate(requests["formats"]):
-    expected = _keras_probabilities(model, image_bytes)
+  for i, expected in enumerate(_keras_probabilities(model, requests["formats"])):
     np.testing.assert_allclose(out["all_probabilities"][i], expected, atol=1e-5, rtol=0)
 
 
@@ -170,10 +169,15 @@ def test_predict_images_signature_matches_keras(export_dir, model, jpegs):
 
 def test_aux_head_is_absent_from_the_export(export_dir, model):
   assert any(layer.name.startswith("AuxLogits") for layer in model.layers)
-  names = [name for name, _ in tf.train.list_variables(
-      os.path.join(export_dir, "saved_model", "variables", "variables"))]
-  assert names
+  loaded = tf.saved_model.load(os.path.join(export_dir, "saved_model"))
+  names = [v.name for v in loaded.model_variables]
+  assert "Logits.Conv2d_1c_1x1/kernel:0" in names
   assert not [n for n in names if "AuxLogits" in n]
+  assert not [n for n in names if "BatchNorm" in n]  # folded into the convolutions
+  # Every convolution of the main tower, each with its folded bias, and nothing else.
+  main_convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"
+                and not layer.name.startswith("AuxLogits")]
+  assert len(names) == 2 * len(main_convs)
   with open(os.path.join(export_dir, "export_info.json")) as f:
     info = json.load(f)
   assert info["image_size"] == IMAGE_SIZE and info["num_classes"] == 1001

@@ -1,0 +1,73 @@
+"""The `serving` benchmark section: our exported SavedModel against keras.applications' InceptionV3.
+
+    python tools/benchmark.py --sections=serving --dtypes=float32,mixed_bfloat16 --batch_size=16
+
+Ours: `inception_v3` exported with `export_model` (BN folded, and for bfloat16 the bfloat16 export),
+reloaded with `tf.saved_model.load`, timed through its `predict_images` signature (float images in,
+logits and probabilities out). Theirs: `keras.applications.InceptionV3` (same architecture, Keras BN)
+called directly in a `tf.function` under the same dtype policy. The unfolded export is timed as well,
+to show what folding buys. Both sides hold random weights (only speed is measured).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Iterator
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from inception_tf import benchmarking
+from inception_tf.export.inference import make_inference_model
+from inception_tf.export.serving import ServingModule
+from inception_tf.export.serving import export_saved_model
+from inception_tf.labels import default_label_map
+from inception_tf.models import create_model
+
+MODEL = "inception_v3"
+IMAGE_SIZE = 299
+# Our export dtype for each Keras policy of the peer.
+EXPORT_DTYPES = {"float32": "float32", "mixed_bfloat16": "bfloat16", "bfloat16": "bfloat16"}
+
+
+def _exported_signature(model: keras.Model, directory: str, *, dtype: str, fold_batch_norm: bool):
+  module = ServingModule(make_inference_model(model, dtype=dtype, fold_batch_norm=fold_batch_norm),
+                         label_map=default_label_map(1001), image_size=IMAGE_SIZE)
+  export_saved_model(module, directory)
+  loaded = tf.saved_model.load(directory)
+  return loaded, loaded.signatures["predict_images"]
+
+
+def serving_throughput(config: benchmarking.BenchmarkConfig) -> Iterator[benchmarking.Measurement]:
+  """Yields one measurement per (dtype, folded or not): ours images/s, theirs, ratio."""
+  unknown = [d for d in config.dtypes if d not in EXPORT_DTYPES]
+  if unknown:
+    raise ValueError(f"serving benchmark dtypes must be in {sorted(EXPORT_DTYPES)}, got {unknown}.")
+  images = tf.constant(np.random.default_rng(0).uniform(
+      -1, 1, (config.batch_size, IMAGE_SIZE, IMAGE_SIZE, 3)).astype(np.float32))
+  model = create_model(MODEL, 1001, image_size=IMAGE_SIZE)
+  with tempfile.TemporaryDirectory() as root:
+    for policy in config.dtypes:
+      export_dtype = EXPORT_DTYPES[policy]
+      peer = benchmarking._peer_model(MODEL, 1000, policy)  # pylint: disable=protected-access
+      peer_step = benchmarking.inference_step(peer, jit_compile=False)
+      for fold in (True, False):
+        _, signature = _exported_signature(
+            model, os.path.join(root, f"{export_dtype}_{fold}"), dtype=export_dtype,
+            fold_batch_norm=fold)
+        timings = benchmarking.time_interleaved(
+            {"ours": lambda s=signature: s(images=images)["logits"],
+             "theirs": lambda: peer_step(images)},
+            warmup=config.warmup, iterations=config.iterations)
+        case = (f"{MODEL} {export_dtype} SavedModel predict_images, BN "
+                f"{'folded' if fold else 'not folded'}, batch {config.batch_size}")
+        yield benchmarking.Measurement.from_timings(
+            "serving", case, timings, items=config.batch_size,
+            peer=f"keras.applications.InceptionV3 ({policy}) in tf.function")
+
+
+benchmarking.register_section(
+    "serving", description="exported SavedModel (predict_images) vs keras.applications InceptionV3")(
+        serving_throughput)
