@@ -351,8 +351,11 @@ def _load_member(spec: ModelSpec, *, image_size: int | None, use_ema: bool | Non
     num_classes = spec.num_classes or run.get("num_classes") or data_classes
   if not num_classes:
     raise EvaluationError(f"Cannot tell the number of classes of {path!r}; pass num_classes.")
-  model = registry.create_model(name, int(num_classes), image_size=int(size), aux_logits=False,
-                                **options)
+  # Our checkpoints are object-based: build the network exactly as trained (aux head included);
+  # slim checkpoints load by name, so the unused aux head is left out.
+  aux_logits = run.get("aux_logits") if fmt == FORMAT_TRAINING else False
+  model = registry.create_model(name, int(num_classes), image_size=int(size),
+                                aux_logits=aux_logits, **options)
   if fmt == FORMAT_SLIM:
     from inception_tf import checkpoints  # pylint: disable=import-outside-toplevel
     has_ema = any(k.endswith(checkpoints.EMA_SUFFIX) for k in shapes)
@@ -529,6 +532,7 @@ class Evaluator:
     members, crops, classes = self.members, self.crops, self.num_classes
     top_k = min(5, classes)
 
+    @tf.autograph.experimental.do_not_convert  # Python loops over members only
     def replica_step(batch):
       total = None
       for member in members:
@@ -720,6 +724,18 @@ def format_report(report: dict) -> str:
 # Continuous evaluation.
 
 
+def _write_summaries(writer, report: dict, step: int) -> None:
+  """TensorBoard scalars eval/top1_accuracy, ... (skipped when TensorBoard is not installed)."""
+  try:
+    import tensorboard  # pylint: disable=import-outside-toplevel,unused-import  # noqa: F401
+  except ImportError:
+    return
+  with writer.as_default(step=step):
+    for key in ("top1_accuracy", "top5_accuracy", "top1_error", "top5_error"):
+      tf.summary.scalar(f"eval/{key}", report[key])
+  writer.flush()
+
+
 def watch(model_dir: str, spec: ModelSpec, source: str | None = None, *,
           split: str = "validation", crops: int = 1, output_dir: str | None = None,
           poll_seconds: float = 30.0, timeout_seconds: float | None = 3600.0,
@@ -761,10 +777,7 @@ def watch(model_dir: str, spec: ModelSpec, source: str | None = None, *,
     summary = {k: v for k, v in report.items() if k != "per_class_accuracy"}
     with tf.io.gfile.GFile(os.path.join(output_dir, "reports.jsonl"), "a") as f:
       f.write(json.dumps(summary, default=_json_default) + "\n")
-    with writer.as_default(step=step or 0):
-      for key in ("top1_accuracy", "top5_accuracy", "top1_error", "top5_error"):
-        tf.summary.scalar(f"eval/{key}", report[key])
-    writer.flush()
+    _write_summaries(writer, report, step or 0)
     print(format_report(report), file=sys.stderr)
     if until_step is not None and step is not None and step >= until_step:
       break
