@@ -356,7 +356,8 @@ def _pad_batch(batch: dict, batch_size: int) -> dict:
 
   def pad(t):
     paddings = [[0, batch_size - num]] + [[0, 0]] * (t.shape.rank - 1)
-    padded = tf.pad(t, paddings)
+    # Only the last batch is short: full batches pass through without a copy.
+    padded = tf.cond(num < batch_size, lambda: tf.pad(t, paddings), lambda: t)
     return tf.ensure_shape(padded, [batch_size] + t.shape.as_list()[1:])
 
   return {k: pad(v) for k, v in batch.items()}
