@@ -81,7 +81,7 @@ def _tfds_builder(source: str):
   name = source[len(TFDS_PREFIX):]
   if not name:
     raise ValueError(f"Expected 'tfds:<name>' (e.g. 'tfds:imagenet2012'); got {source!r}.")
-  return tfds.builder(name)
+  return tfds.builder(name, data_dir=os.environ.get("TFDS_DATA_DIR") or None)
 
 
 def _manifest_dir(source: str) -> Optional[str]:
@@ -95,7 +95,8 @@ def dataset_info(source: Union[str, os.PathLike]) -> DatasetInfo:
   """Reads class and split information from the builder's manifest or tfds' info.
 
   Args:
-    source: a builder directory, a file pattern inside one, or `"tfds:<name>"`.
+    source: a builder directory, a file pattern inside one, or `"tfds:<name>"` (read from
+      `$TFDS_DATA_DIR` when set, else tfds' default data directory).
 
   Returns:
     A `DatasetInfo`.
