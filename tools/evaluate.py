@@ -21,7 +21,6 @@ JSON report (`--output`). Library code reads no flags: this file maps them onto
 
 from __future__ import annotations
 
-import ast
 import os
 import sys
 
@@ -65,23 +64,14 @@ flags.DEFINE_boolean("progress", True, "Show a progress bar.")
 FLAGS = flags.FLAGS
 
 
-def _parse_options(items) -> dict:
-  options = {}
-  for item in items or ():
-    key, sep, value = item.partition("=")
-    if not sep or not key.strip():
-      raise app.UsageError(f"--model_options entries must be key=value; got {item!r}.")
-    try:
-      options[key.strip()] = ast.literal_eval(value.strip())
-    except (ValueError, SyntaxError):
-      options[key.strip()] = value.strip()
-  return options
-
-
 def model_specs():
   """The ensemble members given by --checkpoint and --ensemble."""
   from inception_tf.eval.evaluate import ModelSpec  # pylint: disable=import-outside-toplevel
-  options = _parse_options(FLAGS.model_options)
+  from inception_tf.export.inference import parse_model_options  # pylint: disable=import-outside-toplevel
+  try:
+    options = parse_model_options(FLAGS.model_options or ())
+  except ValueError as error:
+    raise app.UsageError(str(error)) from error
   specs = [ModelSpec(name=FLAGS.model, checkpoint=c, num_classes=FLAGS.num_classes,
                      options=options) for c in FLAGS.checkpoint or ()]
   for entry in FLAGS.ensemble or ():
