@@ -1,0 +1,337 @@
+r"""Small-scale reproductions of the Inception papers' claims, run for real on the built-in digits.
+
+    python experiments/reproductions/run.py --study=all            # every study, then the plots
+    python experiments/reproductions/run.py --study=residual       # one study
+    python experiments/reproductions/run.py --study=all --plot_only
+
+Studies (each run is `inception_tf.train.train_and_evaluate` with a `TrainConfig`):
+
+* `residual` (v4 paper §5, Figures 21-26, "residual connections speed up training"): a scaled-down
+  network of Inception-ResNet-A blocks (`inception_resnet.block35`, the library's block) against the
+  same network with the identity shortcut removed (the same towers, concatenation and 1x1 projection,
+  which gets batch norm and ReLU like every non-residual Inception convolution): equal cost,
+  training curves side by side.
+* `scaling` (v4 paper §3.3, "scaling of the residuals"): a WIDE residual network of the same blocks
+  at a high learning rate, no gradient clipping, no warm-up, residual scale 1.0 (unscaled) vs 0.1.
+* `smoothing` (v3 paper §7 and Table 3): Inception-v3 (depth multiplier 0.25) with label smoothing
+  0.1 and the BN-auxiliary head, without label smoothing, and without batch norm in the auxiliary
+  head's fully connected layer; several seeds, mean +- spread.
+* `resolution` (v3 paper §9, Table 2): Inception-v3 (depth multiplier 0.25) with receptive fields
+  79, 151 and 299 fed crops of that size, i.e. (nearly) constant cost, per `receptive_field`.
+
+Results: `experiments/reproductions/results/<study>.json` (every run: config, final top-1 with the
+EMA and the raw weights, the logged training curve, seconds) and `<study>.png`. Runs already in the
+JSON are skipped, so an interrupted invocation resumes. Model directories go to `--work_dir`
+(default /tmp/inception_tf_reproductions), not into the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import fcntl
+import json
+import math
+import os
+import sys
+import time
+from typing import Callable
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from inception_tf import train  # pylint: disable=wrong-import-position
+from inception_tf.models import inception_resnet  # pylint: disable=wrong-import-position
+from inception_tf.models import layers  # pylint: disable=wrong-import-position
+
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+STUDIES = ("residual", "scaling", "smoothing", "resolution")
+
+
+# ------------------------------------------------------------------------------------------------
+# Scaled-down networks for the residual studies, built from the library's blocks.
+
+
+@dataclasses.dataclass(frozen=True)
+class MiniNet:
+  """A small network of Inception(-ResNet)-A blocks on one grid.
+
+  Attributes:
+    width: channels of the block inputs/outputs (the residual stream).
+    towers: (1x1 width, (1x1, 3x3) widths, (1x1, 3x3, 3x3) widths) as in Figure 16.
+    num_blocks: blocks on the grid after the stem.
+    residual: identity shortcuts (Inception-ResNet-A) or none (plain Inception blocks).
+    residual_scale: the scale of the residual branch (paper §3.3); ignored without shortcuts.
+  """
+
+  width: int = 64
+  towers: tuple = (16, (16, 16), (16, 24, 32))
+  num_blocks: int = 8
+  residual: bool = True
+  residual_scale: float = 1.0
+
+
+def plain_block(x, *, scope: str, batch_norm: layers.BatchNorm, towers: tuple):
+  """The Inception-ResNet-A towers without the shortcut: concat -> 1x1 conv + BN + ReLU."""
+  tower_1x1, tower_3x3, tower_double = towers
+  b0 = layers.conv_bn(x, tower_1x1, 1, name=f"{scope}.Branch_0.Conv2d_1x1", batch_norm=batch_norm)
+  b1 = layers.conv_bn(x, tower_3x3[0], 1, name=f"{scope}.Branch_1.Conv2d_0a_1x1",
+                      batch_norm=batch_norm)
+  b1 = layers.conv_bn(b1, tower_3x3[1], 3, name=f"{scope}.Branch_1.Conv2d_0b_3x3",
+                      batch_norm=batch_norm)
+  b2 = layers.conv_bn(x, tower_double[0], 1, name=f"{scope}.Branch_2.Conv2d_0a_1x1",
+                      batch_norm=batch_norm)
+  b2 = layers.conv_bn(b2, tower_double[1], 3, name=f"{scope}.Branch_2.Conv2d_0b_3x3",
+                      batch_norm=batch_norm)
+  b2 = layers.conv_bn(b2, tower_double[2], 3, name=f"{scope}.Branch_2.Conv2d_0c_3x3",
+                      batch_norm=batch_norm)
+  mixed = layers.concat([b0, b1, b2], name=f"{scope}.concat")
+  return layers.conv_bn(mixed, x.shape[-1], 1, name=f"{scope}.Conv2d_1x1", batch_norm=batch_norm)
+
+
+def mini_model_fn(net: MiniNet) -> Callable[..., keras.Model]:
+  """A `train_and_evaluate` model_fn: stem (3x3/2, 3x3, 1x1 to `width`), blocks, pool, logits."""
+
+  def model_fn(config: train.TrainConfig, num_classes: int, image_size: int) -> keras.Model:
+    batch_norm = layers.BatchNorm(momentum=config.batch_norm_momentum)
+    inputs = keras.Input((image_size, image_size, 3))
+    x = layers.conv_bn(inputs, 32, 3, strides=2, padding="valid", name="Conv2d_1a_3x3",
+                       batch_norm=batch_norm)
+    x = layers.conv_bn(x, 32, 3, padding="valid", name="Conv2d_2a_3x3", batch_norm=batch_norm)
+    x = layers.conv_bn(x, net.width, 1, name="Conv2d_3b_1x1", batch_norm=batch_norm)
+    for i in range(1, net.num_blocks + 1):
+      scope = f"Repeat.block35_{i}"
+      if net.residual:
+        x = inception_resnet.block35(x, scope=scope, scale=net.residual_scale,
+                                     batch_norm=batch_norm, tower_1x1=net.towers[0],
+                                     tower_3x3=net.towers[1], tower_double_3x3=net.towers[2])
+      else:
+        x = plain_block(x, scope=scope, batch_norm=batch_norm, towers=net.towers)
+    x = layers.global_avg_pool(x, name="Logits.AvgPool", dtype="float32")
+    x = layers.dropout(x, config.dropout_keep_prob, name="Logits.Dropout")
+    x = layers.conv_bias(x, num_classes, 1, name="Logits.Conv2d_1c_1x1", dtype="float32")
+    logits = layers.squeeze_logits(x, num_classes, name="logits")
+    name = "MiniInceptionResnet" if net.residual else "MiniInception"
+    return keras.Model(inputs, {"logits": logits}, name=name)
+
+  return model_fn
+
+
+# ------------------------------------------------------------------------------------------------
+# The studies: (run name, config, model_fn or None for the registry's model).
+
+
+def _short_recipe(**changes) -> train.TrainConfig:
+  """The quick-start recipe (paper RMSProp, label smoothing, EMA 0.99) shortened for a study."""
+  base = dict(train_epochs=None, warmup_epochs=1.0, epochs_per_decay=2.0, log_every_steps=10,
+              steps_per_execution=10, checkpoint_every_steps=100000, summary_images=0,
+              eval_batch_size=120, jit_compile=False)
+  base.update(changes)
+  return train.quickstart(**base)
+
+
+def study_runs(study: str, *, seeds: int, quick: bool):
+  """The runs of `study` as (name, config, model_fn)."""
+  steps = (lambda n: max(10, n // 20)) if quick else (lambda n: n)
+  seeds = range(seeds) if isinstance(seeds, int) else seeds
+  runs = []
+  if study == "residual":
+    for seed in seeds:
+      for residual in (False, True):
+        net = MiniNet(residual=residual, residual_scale=1.0)
+        config = _short_recipe(model="mini", image_size=32, train_steps=steps(250), seed=seed,
+                               aux_logits=False)
+        runs.append((f"{'inception_resnet' if residual else 'inception'}_seed{seed}", config,
+                     mini_model_fn(net)))
+  elif study == "scaling":
+    for seed in seeds:
+      for scale in (1.0, 0.1):
+        net = MiniNet(width=256, towers=(32, (32, 32), (32, 48, 64)), num_blocks=8,
+                      residual=True, residual_scale=scale)
+        config = _short_recipe(model="mini_wide", image_size=24, train_steps=steps(120),
+                               seed=seed, aux_logits=False, learning_rate=0.3, warmup_epochs=0.0,
+                               gradient_clip_norm=None, ema_decay=None)
+        runs.append((f"scale{scale:g}_seed{seed}", config, mini_model_fn(net)))
+  elif study == "smoothing":
+    variants = (("v3_ls0.1_bnaux", 0.1, True), ("v3_no_ls", 0.0, True),
+                ("v3_no_bnaux", 0.1, False))
+    for seed in seeds:
+      for name, smoothing, aux_bn in variants:
+        config = _short_recipe(image_size=75, train_steps=steps(150), seed=seed,
+                               label_smoothing=smoothing,
+                               model_options={"depth_multiplier": 0.1, "min_depth": 8,
+                                              "aux_batch_norm": aux_bn})
+        runs.append((f"{name}_seed{seed}", config, None))
+  elif study == "resolution":
+    for seed in seeds:
+      for field in (79, 151, 299):
+        config = _short_recipe(image_size=field, train_steps=steps(150), seed=seed,
+                               model_options={"depth_multiplier": 0.1, "min_depth": 8,
+                                              "receptive_field": field})
+        runs.append((f"rf{field}_seed{seed}", config, None))
+  else:
+    raise ValueError(f"Unknown study {study!r}; valid: {STUDIES}.")
+  return runs
+
+
+# ------------------------------------------------------------------------------------------------
+# Running, recording, plotting.
+
+
+def _load(path: str) -> dict:
+  if os.path.isfile(path):
+    with open(path) as f:
+      return json.load(f)
+  return {"runs": {}}
+
+
+def _add_run(path: str, name: str, entry: dict, command: str) -> dict:
+  """Merges one run into the study's JSON under a file lock (studies may run in parallel)."""
+  with open(path + ".lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    record = _load(path)
+    record["runs"][name] = entry
+    commands = record.setdefault("commands", [])
+    if command not in commands:
+      commands.append(command)
+    record["command"] = commands[0]
+    with open(path + ".tmp", "w") as f:
+      json.dump(record, f, indent=1, default=str)
+    os.replace(path + ".tmp", path)
+  return record
+
+
+def run_study(study: str, *, seeds, quick: bool, work_dir: str, results_dir: str,
+              variants=None) -> dict:
+  """Runs the missing runs of `study` (optionally only some seeds / variants), adding each to
+  `<results_dir>/<study>.json`."""
+  os.makedirs(results_dir, exist_ok=True)
+  path = os.path.join(results_dir, f"{study}.json")
+  record = _load(path)
+  command = "python experiments/reproductions/run.py " + " ".join(sys.argv[1:])
+  for name, config, model_fn in study_runs(study, seeds=seeds, quick=quick):
+    variant = name.rsplit("_seed", 1)[0]
+    if name in _load(path)["runs"] or (variants and variant not in variants):
+      continue
+    model_dir = os.path.join(work_dir, study, name)
+    started = time.time()
+    entry = {"config": dataclasses.asdict(config)}
+    print(f"=== {study}/{name}", flush=True)
+    try:
+      result = train.train_and_evaluate(config, model_dir, model_fn=model_fn)
+      entry.update(
+          diverged=False, step=result["step"], history=result["history"],
+          top1=result["eval"]["top1"], top5=result["eval"]["top5"],
+          eval_loss=result["eval"]["loss"],
+          top1_raw=result.get("eval_raw", result["eval"])["top1"],
+          images_per_second=result["images_per_second"])
+    except FloatingPointError as error:  # the run diverged: that is a result of the study
+      entry.update(diverged=True, error=str(error), top1=None)
+    entry["seconds"] = time.time() - started
+    record = _add_run(path, name, entry, command)
+  return _load(path)
+
+
+def _groups(record: dict) -> dict[str, list[tuple[str, dict]]]:
+  groups: dict[str, list] = {}
+  for name, entry in record["runs"].items():
+    groups.setdefault(name.rsplit("_seed", 1)[0], []).append((name, entry))
+  return groups
+
+
+def summarize(record: dict) -> dict[str, dict]:
+  """Per variant: seeds, mean / min / max final top-1 (EMA weights), diverged runs, final loss."""
+  summary = {}
+  for variant, entries in _groups(record).items():
+    top1 = [e["top1"] for _, e in entries if e.get("top1") is not None]
+    losses = [e["history"][-1]["loss"] for _, e in entries if e.get("history")]
+    early = []  # mean training loss over the first third of the logged steps: speed of training
+    for _, e in entries:
+      history = e.get("history") or []
+      if history:
+        third = history[:max(1, len(history) // 3)]
+        early.append(sum(h["loss"] for h in third) / len(third))
+    mean = sum(top1) / len(top1) if top1 else None
+    std = (math.sqrt(sum((t - mean) ** 2 for t in top1) / (len(top1) - 1))
+           if len(top1) > 1 else None)
+    summary[variant] = dict(
+        seeds=len(entries), diverged=sum(1 for _, e in entries if e.get("diverged")),
+        top1_mean=mean, top1_std=std, top1_min=min(top1) if top1 else None,
+        top1_max=max(top1) if top1 else None,
+        final_train_loss_mean=sum(losses) / len(losses) if losses else None,
+        early_train_loss_mean=sum(early) / len(early) if early else None,
+        seconds_mean=sum(e["seconds"] for _, e in entries) / len(entries))
+  return summary
+
+
+def plot_study(study: str, record: dict, path: str) -> None:
+  """Training loss and accuracy per logged step, one colour per variant, one line per seed."""
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+  colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  summary = summarize(record)
+  for index, (variant, entries) in enumerate(sorted(_groups(record).items())):
+    color = colors[index % len(colors)]
+    s = summary[variant]
+    label = variant
+    if s["top1_mean"] is not None:
+      label += f" (val top-1 {s['top1_mean']:.3f}"
+      label += f" ± {s['top1_std']:.3f})" if s["top1_std"] is not None else ")"
+    if s["diverged"]:
+      label += f" [{s['diverged']}/{s['seeds']} diverged]"
+    for k, (_, entry) in enumerate(entries):
+      history = entry.get("history") or []
+      steps = [h["step"] for h in history]
+      axes[0].plot(steps, [h["loss"] for h in history], color=color, alpha=0.8,
+                   label=label if k == 0 else None)
+      axes[1].plot(steps, [h["accuracy"] for h in history], color=color, alpha=0.8)
+  axes[0].set(xlabel="step", ylabel="training loss (logged window)", title=f"{study}: loss")
+  axes[1].set(xlabel="step", ylabel="training accuracy (logged window)",
+              title=f"{study}: accuracy")
+  axes[0].legend(fontsize=8)
+  for axis in axes:
+    axis.grid(alpha=0.3)
+  figure.tight_layout()
+  figure.savefig(path, dpi=110)
+  plt.close(figure)
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--study", default="all", choices=STUDIES + ("all",))
+  parser.add_argument("--seeds", default=None,
+                      help="seeds per variant (a count, default 1), or a list like 0,2")
+  parser.add_argument("--variants", default=None,
+                      help="comma-separated variant names to run (default: all of the study)")
+  parser.add_argument("--quick", action="store_true", help="1/20 of the steps (smoke run)")
+  parser.add_argument("--plot_only", action="store_true")
+  parser.add_argument("--work_dir", default="/tmp/inception_tf_reproductions")
+  parser.add_argument("--results_dir", default=RESULTS_DIR)
+  args = parser.parse_args(argv)
+  studies = STUDIES if args.study == "all" else (args.study,)
+  for study in studies:
+    seeds = 1 if args.seeds is None else (
+        [int(s) for s in args.seeds.split(",") if s] if "," in args.seeds else int(args.seeds))
+    variants = set(args.variants.split(",")) if args.variants else None
+    path = os.path.join(args.results_dir, f"{study}.json")
+    if not args.plot_only:
+      run_study(study, seeds=seeds, quick=args.quick, work_dir=args.work_dir,
+                results_dir=args.results_dir, variants=variants)
+    with open(path + ".lock", "w") as lock:
+      fcntl.flock(lock, fcntl.LOCK_EX)
+      record = _load(path)
+      if not record["runs"]:
+        continue
+      record["summary"] = summarize(record)
+      with open(path + ".tmp", "w") as f:
+        json.dump(record, f, indent=1, default=str)
+      os.replace(path + ".tmp", path)
+    plot_study(study, record, os.path.join(args.results_dir, f"{study}.png"))
+    print(json.dumps({study: record["summary"]}, indent=1), flush=True)
+
+
+if __name__ == "__main__":
+  main()
