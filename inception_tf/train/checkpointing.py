@@ -29,14 +29,15 @@ from inception_tf.train import ema as ema_lib
 _OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 
 
-def rng_variables(model: keras.Model) -> dict:
-  """The integer state variables of the model (dropout seed generators), by path.
+def rng_variables(model: keras.Model) -> list:
+  """The integer state variables of the model (dropout seed generators), in model order.
 
   `tf.train.Checkpoint(model=model)` does not save Keras' SeedGenerator state; without it a
-  resumed run would draw other dropout masks than the uninterrupted one.
+  resumed run would draw other dropout masks than the uninterrupted one. A list, not a dict by
+  path: seed generators are auto-named (`seed_generator_3`), so their paths depend on how many
+  were created before in the process.
   """
-  return {v.path: v for v in model.non_trainable_variables
-          if not tf.as_dtype(v.dtype).is_floating}
+  return [v for v in model.non_trainable_variables if not tf.as_dtype(v.dtype).is_floating]
 
 
 def make_checkpoint(model: keras.Model, optimizer=None, ema=None) -> tf.train.Checkpoint:
@@ -61,7 +62,7 @@ def verify_checkpoint(prefix: str) -> bool:
     reader = tf.train.load_checkpoint(prefix)
     for name in reader.get_variable_to_shape_map():
       reader.get_tensor(name)
-  except (tf.errors.OpError, ValueError, OSError) as error:
+  except Exception as error:  # pylint: disable=broad-except  (truncated files raise IndexError)
     logging.warning("Checkpoint %s is unreadable, ignoring it: %s", prefix, error)
     return False
   return True

@@ -368,6 +368,10 @@ class Trainer:
 def configure_determinism(config: TrainConfig) -> None:
   """Seeds Python/NumPy/TF (model init, dropout) and, with `deterministic`, TF's op determinism."""
   keras.utils.set_random_seed(config.seed)
+  # Keras' initialisers and dropout draw from their own seed generators (seeded above); the TF
+  # global seed is cleared again because `tf.data` `shuffle(seed=<tensor>)` (used by the input
+  # pipeline for per-epoch seeds) fails to trace while a global seed is set (TF 2.21).
+  tf.random.set_seed(None)
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
 

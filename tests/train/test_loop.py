@@ -1,0 +1,198 @@
+"""train_and_evaluate in-process: EMA at eval, restore_for_inference, fine-tuning from a slim
+checkpoint on the real digits data, a jit-compiled bfloat16 step, and bad input refused early."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import io  # noqa: E402
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from inception_tf import checkpoints  # noqa: E402
+from inception_tf import distribute  # noqa: E402
+from inception_tf import models  # noqa: E402
+from inception_tf.models import naming  # noqa: E402
+from inception_tf.train import checkpointing  # noqa: E402
+from inception_tf.train import config as config_lib  # noqa: E402
+from inception_tf.train import loop  # noqa: E402
+from tests.train import tiny  # noqa: E402
+
+
+def _tiny_config(**changes):
+  base = dict(model="tiny", image_size=8, train_batch_size=8, eval_batch_size=10, train_steps=16,
+              learning_rate=0.05, learning_rate_batch_size=8, checkpoint_every_steps=8,
+              log_every_steps=4, steps_per_execution=4, summary_images=2, ema_decay=0.8)
+  base.update(changes)
+  return config_lib.TrainConfig(**base)
+
+
+def _accuracy(model, datasets):
+  correct = count = 0
+  for batch in datasets.eval_fn(None):
+    logits = model(batch["images"], training=False)["logits"].numpy()
+    mask = batch["mask"].numpy()
+    correct += float(((logits.argmax(-1) == batch["labels"].numpy()) * mask).sum())
+    count += float(mask.sum())
+  return correct / count, count
+
+
+def test_eval_uses_ema_weights_and_restore_for_inference_loads_them(tmp_path):
+  datasets = tiny.in_memory_datasets(global_batch=8, num_eval=37)
+  stream = io.StringIO()
+  result = loop.train_and_evaluate(_tiny_config(), str(tmp_path), datasets=datasets,
+                                   model_fn=tiny.tiny_model_fn, stream=stream)
+  log = stream.getvalue()
+  assert "step 16/16  loss" in log and "images/s  ETA" in log
+  assert "Final evaluation at step 16 (EMA weights)" in log
+  assert result["eval"]["num_examples"] == 37  # padded batches, each example counted once
+  assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-16")
+  assert os.listdir(tmp_path / "train") and os.listdir(tmp_path / "eval")  # TensorBoard events
+
+  config = _tiny_config()
+  ema_model = tiny.tiny_model_fn(config, tiny.NUM_CLASSES, 8)
+  raw_model = tiny.tiny_model_fn(config, tiny.NUM_CLASSES, 8)
+  checkpointing.restore_for_inference(ema_model, str(tmp_path))  # EMA by default
+  checkpointing.restore_for_inference(raw_model, str(tmp_path / "ckpt-16"), use_ema=False)
+  differs = [not np.allclose(a.numpy(), b.numpy())
+             for a, b in zip(ema_model.weights, raw_model.weights)]
+  assert any(differs)
+  ema_top1, count = _accuracy(ema_model, datasets)
+  raw_top1, _ = _accuracy(raw_model, datasets)
+  assert count == 37
+  assert result["eval"]["top1"] == pytest.approx(ema_top1)
+  assert result["eval_raw"]["top1"] == pytest.approx(raw_top1)
+
+  # The BN statistics are averaged too: the EMA model's moving mean is the shadow, not the raw one.
+  reader = tf.train.load_checkpoint(str(tmp_path / "ckpt-16"))
+  shadow = [k for k in reader.get_variable_to_shape_map()
+            if k.startswith("ema/") and "moving_mean" in k]
+  assert shadow
+  np.testing.assert_allclose(
+      ema_model.get_layer("Conv2d_1a_3x3.BatchNorm").moving_mean.numpy(),
+      reader.get_tensor(shadow[0]), rtol=1e-6)
+
+  # A second call resumes at the end and only evaluates.
+  again = loop.train_and_evaluate(_tiny_config(), str(tmp_path), datasets=datasets,
+                                  model_fn=tiny.tiny_model_fn, stream=io.StringIO())
+  assert again["step"] == 16 and again["eval"]["top1"] == pytest.approx(result["eval"]["top1"])
+
+  # Another network's model does not load our checkpoint silently.
+  other = tiny.tiny_model_fn(config, tiny.NUM_CLASSES + 1, 8)
+  with pytest.raises(ValueError, match="does not match"):
+    checkpointing.restore_for_inference(other, str(tmp_path))
+
+
+def test_corrupt_newest_checkpoint_falls_back_to_previous(tmp_path):
+  datasets = tiny.in_memory_datasets(global_batch=8)
+  loop.train_and_evaluate(_tiny_config(train_steps=16), str(tmp_path), datasets=datasets,
+                          model_fn=tiny.tiny_model_fn, stream=io.StringIO())
+  data_file = [f for f in os.listdir(tmp_path) if f.startswith("ckpt-16.data")][0]
+  with open(tmp_path / data_file, "r+b") as f:
+    f.truncate(10)
+  assert checkpointing.latest_valid_checkpoint(str(tmp_path)).endswith("ckpt-8")
+
+
+def test_jit_compiled_mixed_bfloat16_step_reduces_loss():
+  config = config_lib.TrainConfig(
+      model="inception_v3", model_options={"depth_multiplier": 0.1}, image_size=75,
+      precision="mixed_bfloat16", jit_compile=True, train_batch_size=8, learning_rate=0.02,
+      learning_rate_batch_size=8, train_steps=8, ema_decay=0.99)
+  strategy = distribute.get_strategy("default")
+  trainer = loop.Trainer(config, strategy, num_classes=5, num_train_examples=800, image_size=75)
+  assert trainer.jit_compile
+  assert trainer.model.get_layer("Conv2d_1a_3x3").compute_dtype == "bfloat16"
+  rng = np.random.default_rng(0)
+  labels = np.arange(8) % 5
+  images = (rng.uniform(-0.2, 0.2, (8, 75, 75, 3)) + (labels[:, None, None, None] - 2) * 0.3)
+  dataset = tf.data.Dataset.from_tensors({"images": images.astype(np.float32),
+                                          "labels": labels.astype(np.int32)}).repeat()
+  iterator = iter(strategy.experimental_distribute_dataset(dataset))
+  step = trainer.train_function()
+  first = step(iterator, tf.constant(1))
+  assert first["loss"].dtype == tf.float32
+  later = step(iterator, tf.constant(7))
+  last = step(iterator, tf.constant(1))
+  assert np.isfinite(float(last["loss"]))
+  assert float(last["loss"]) < float(first["loss"]) - 0.1, (float(first["loss"]), float(later["loss"]),
+                                                             float(last["loss"]))
+  assert trainer.step == 9
+
+
+@pytest.fixture(scope="module")
+def slim_v1_checkpoint(tmp_path_factory):
+  """A TF-slim-format Inception-v1 checkpoint with ImageNet's 1001 classes."""
+  keras.utils.set_random_seed(3)
+  model = models.create_model("inception_v1", 1001, image_size=64, depth_multiplier=0.25)
+  path = str(tmp_path_factory.mktemp("slim") / "inception_v1.ckpt")
+  checkpoints.save_slim_checkpoint(model, path, global_step=1000)
+  return path, {name: v.numpy() for name, v in naming.slim_variables(model).items()}
+
+
+def _digits_config(**changes):
+  base = dict(model="inception_v1", model_options={"depth_multiplier": 0.25}, image_size=64,
+              train_batch_size=32, eval_batch_size=50, train_steps=30, learning_rate=0.02,
+              learning_rate_batch_size=32, warmup_epochs=0.0, checkpoint_every_steps=1000,
+              log_every_steps=10, steps_per_execution=10, summary_images=2, ema_decay=0.9,
+              fast_preprocessing=True, cache_data=True)
+  base.update(changes)
+  return config_lib.TrainConfig(**base)
+
+
+@pytest.mark.slow
+def test_fine_tune_from_slim_checkpoint_on_digits_with_new_num_classes(tmp_path, slim_v1_checkpoint):
+  path, slim_values = slim_v1_checkpoint
+  # Without excluding the 1001-way logits the checkpoint does not fit the 11-class model.
+  with pytest.raises(checkpoints.SlimCheckpointMismatch, match="shape mismatch"):
+    loop.train_and_evaluate(_digits_config(init_checkpoint=path), str(tmp_path / "refused"),
+                            stream=io.StringIO())
+  assert tf.train.latest_checkpoint(str(tmp_path / "refused")) is None
+
+  stream = io.StringIO()
+  config = _digits_config(init_checkpoint=path,
+                          checkpoint_exclude_scopes=("InceptionV1/Logits",))
+  result = loop.train_and_evaluate(config, str(tmp_path / "run"), stream=stream)
+  log = stream.getvalue()
+  assert "Initialised from" in log and "loaded" in log
+  losses = [h["cross_entropy"] for h in result["history"]]
+  assert losses[-1] < losses[0] - 0.2, losses  # the loss falls on the real digits data
+  assert result["eval"]["num_examples"] == 360  # the digits validation split, every image once
+
+  # The body started from the checkpoint: after 30 small steps it is still close to it, while the
+  # new 11-way logits have nothing to do with the 1001-way ones.
+  model = models.create_model("inception_v1", 11, image_size=64, depth_multiplier=0.25)
+  checkpointing.restore_for_inference(model, str(tmp_path / "run"), use_ema=False)
+  trained = {n: v.numpy() for n, v in naming.slim_variables(model).items()}
+  name = "InceptionV1/Conv2d_1a_7x7/weights"
+  change = np.abs(trained[name] - slim_values[name]).mean() / np.abs(slim_values[name]).mean()
+  assert change < 0.5
+  assert trained["InceptionV1/Logits/Conv2d_0c_1x1/weights"].shape[-1] == 11
+
+
+def test_bad_input_is_refused_before_training(tmp_path, slim_v1_checkpoint):
+  (tmp_path / "empty").mkdir()
+  cases = [
+      (dict(data_dir=str(tmp_path / "missing")), FileNotFoundError, "does not exist"),
+      (dict(data_dir=str(tmp_path / "empty")), FileNotFoundError, "is empty"),
+      (dict(image_size=24), ValueError, "below the minimum input size 32"),
+      (dict(model="inception_v3", model_options={}, image_size=60), ValueError,
+       "minimum input size 75"),
+      (dict(train_batch_size=0), ValueError, "train_batch_size=0"),
+      (dict(init_checkpoint=str(tmp_path / "nothing.ckpt")), FileNotFoundError, "No checkpoint"),
+  ]
+  for changes, error, message in cases:
+    model_dir = tmp_path / "run"
+    with pytest.raises(error, match=message):
+      loop.train_and_evaluate(_digits_config(**changes), str(model_dir), stream=io.StringIO())
+    assert not model_dir.exists() or tf.train.latest_checkpoint(str(model_dir)) is None
+
+  # A checkpoint of another network (Inception-v1 into Inception-v3) names the scopes it found.
+  path, _ = slim_v1_checkpoint
+  config = _digits_config(model="inception_v3", model_options={"depth_multiplier": 0.1},
+                          image_size=75, init_checkpoint=path)
+  with pytest.raises(checkpoints.SlimCheckpointMismatch, match="InceptionV1"):
+    loop.train_and_evaluate(config, str(tmp_path / "other"), stream=io.StringIO())
+  assert tf.train.latest_checkpoint(str(tmp_path / "other")) is None
