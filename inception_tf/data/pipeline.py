@@ -42,7 +42,7 @@ from inception_tf.data import preprocessing as preprocessing_lib
 from inception_tf.data import tfrecord
 
 TFDS_PREFIX = "tfds:"
-PREPROCESSING = ("inception",)
+PREPROCESSING = ("inception", "vgg")
 DEFAULT_SHUFFLE_BUFFER = 10_000
 _MAX_EPOCHS = 2**62
 _READ_BUFFER_BYTES = 8 * 1024 * 1024
@@ -257,14 +257,16 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
     dtype: image dtype, e.g. `tf.bfloat16` on TPUs.
     num_epochs: training epochs (None: forever); eval: passes (None: one).
     skip_batches: training batches to skip (resuming at step `skip_batches`).
-    preprocessing: "inception" ([-1, 1] inputs).
+    preprocessing: "inception" (slim's inception_preprocessing, [-1, 1] inputs) or "vgg" (slim's
+      vgg_preprocessing: RGB mean-subtracted 0..255 inputs, for resnet_v1_50).
     fast_mode: slim's fast mode of the train preprocessing.
     shuffle_buffer_size: record shuffle buffer of a training stream.
     central_fraction: eval central crop fraction.
     with_filenames: add `"filenames"` (string [B]) to every element.
 
   Returns:
-    Training: `{"images": dtype [B, H, W, 3] in [-1, 1], "labels": int32 [B]}` batches with a
+    Training: `{"images": dtype [B, H, W, 3] in [-1, 1] ("vgg": mean-subtracted),
+    "labels": int32 [B]}` batches with a
     static batch size. Eval: the same plus `"mask"`: float32 [B], 1 for real examples, 0 for the
     padding of the last batch.
 
@@ -309,9 +311,13 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
     def decode(index, raw):
       example = parse(raw)
       example_seed = tf.stack([tf.constant(seed, tf.int64) * 1_000_003 + pipeline_id, index])
-      image = preprocessing_lib.preprocess_for_train(example["image_bytes"], height, width,
-                                                     example["bbox"], fast_mode=fast_mode,
-                                                     seed=example_seed)
+      if preprocessing == "vgg":
+        image = preprocessing_lib.preprocess_vgg_for_train(example["image_bytes"], height, width,
+                                                           seed=example_seed)
+      else:
+        image = preprocessing_lib.preprocess_for_train(example["image_bytes"], height, width,
+                                                       example["bbox"], fast_mode=fast_mode,
+                                                       seed=example_seed)
       out = {"images": tf.cast(image, dtype), "labels": example["label"]}
       if with_filenames:
         out["filenames"] = example["filename"]
@@ -329,8 +335,11 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
 
     def decode(raw):
       example = parse(raw)
-      image = preprocessing_lib.preprocess_for_eval(example["image_bytes"], height, width,
-                                                    central_fraction=central_fraction)
+      if preprocessing == "vgg":
+        image = preprocessing_lib.preprocess_vgg_for_eval(example["image_bytes"], height, width)
+      else:
+        image = preprocessing_lib.preprocess_for_eval(example["image_bytes"], height, width,
+                                                      central_fraction=central_fraction)
       out = {"images": tf.cast(image, dtype), "labels": example["label"],
              "mask": tf.constant(1.0, tf.float32)}
       if with_filenames:

@@ -316,3 +316,70 @@ def preprocess_for_train(image_bytes_or_image: _TensorLike, height: int, width: 
   else:
     image = tf.clip_by_value(image, 0.0, 1.0)
   return (image - 0.5) * 2.0
+
+
+# TF-slim's vgg_preprocessing (used by resnet_v1_50 and VGG checkpoints): RGB means in 0..255.
+VGG_MEANS = (123.68, 116.78, 103.94)
+VGG_RESIZE_SIDE_MIN = 256
+VGG_RESIZE_SIDE_MAX = 512
+
+
+def _aspect_preserving_resize(image: tf.Tensor, smallest_side) -> tf.Tensor:
+  """Slim's `_aspect_preserving_resize`: smallest side -> `smallest_side` (rint of the scaled
+  sizes in float32), TF1 bilinear resize without half-pixel centers. float32 output."""
+  shape = tf.shape(image)
+  height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+  side = tf.cast(smallest_side, tf.float32)
+  scale = tf.where(height > width, side / width, side / height)
+  new_height = tf.cast(tf.math.rint(height * scale), tf.int32)
+  new_width = tf.cast(tf.math.rint(width * scale), tf.int32)
+  resized = tf.raw_ops.ResizeBilinear(images=image[tf.newaxis], size=tf.stack([new_height, new_width]),
+                                      align_corners=False, half_pixel_centers=False)
+  return resized[0]
+
+
+def preprocess_vgg_for_eval(image: _TensorLike, height: int, width: int,
+                            resize_side: int = VGG_RESIZE_SIDE_MIN) -> tf.Tensor:
+  """TF-slim's `vgg_preprocessing.preprocess_for_eval`: aspect-preserving resize of the smallest
+  side to `resize_side`, central `height` x `width` crop, RGB mean subtraction (0..255 scale).
+
+  Args:
+    image: encoded bytes or `[H, W, C]` uint8 image (C in 1..4).
+    height: output height.
+    width: output width.
+    resize_side: smallest side after the resize (must be >= height and width).
+
+  Returns:
+    float32 `[height, width, 3]`, mean-subtracted.
+  """
+  _check_size(height, width)
+  if resize_side < max(height, width):
+    raise ValueError(f"resize_side={resize_side} must be >= the crop size {height}x{width}.")
+  resized = _aspect_preserving_resize(_as_image(image), resize_side)
+  shape = tf.shape(resized)
+  top, left = (shape[0] - height) // 2, (shape[1] - width) // 2
+  crop = tf.ensure_shape(resized[top:top + height, left:left + width], [height, width, 3])
+  return crop - tf.constant(VGG_MEANS, tf.float32)
+
+
+def preprocess_vgg_for_train(image: _TensorLike, height: int, width: int, *, seed=None,
+                             resize_side_min: int = VGG_RESIZE_SIDE_MIN,
+                             resize_side_max: int = VGG_RESIZE_SIDE_MAX) -> tf.Tensor:
+  """TF-slim's `vgg_preprocessing.preprocess_for_train`: aspect-preserving resize of the smallest
+  side to a random size in [resize_side_min, resize_side_max], random crop, random left-right flip,
+  RGB mean subtraction. Stateless: equal seeds give equal outputs.
+
+  Returns:
+    float32 `[height, width, 3]`, mean-subtracted.
+  """
+  _check_size(height, width)
+  if resize_side_min < max(height, width) or resize_side_max < resize_side_min:
+    raise ValueError(f"Need crop size <= resize_side_min <= resize_side_max; got {height}x{width}, "
+                     f"{resize_side_min}, {resize_side_max}.")
+  seeds = _seeds(seed)
+  side = tf.random.stateless_uniform([], seed=seeds[1], minval=resize_side_min,
+                                     maxval=resize_side_max + 1, dtype=tf.int32)
+  resized = _aspect_preserving_resize(_as_image(image), side)
+  crop = tf.image.stateless_random_crop(resized, [height, width, 3], seed=seeds[0])
+  crop = tf.image.stateless_random_flip_left_right(crop, seed=seeds[2])
+  return crop - tf.constant(VGG_MEANS, tf.float32)

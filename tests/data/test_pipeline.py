@@ -227,3 +227,12 @@ def test_invalid_arguments(digits_dir, tmp_path):
     data.make_dataset(str(tmp_path), batch_size=2, **kwargs)
   with pytest.raises(FileNotFoundError, match="manifest"):
     data.dataset_info(str(tmp_path))
+
+
+def test_vgg_preprocessing_option(digits_dir):
+  for is_training in (True, False):
+    ds = data.make_dataset(digits_dir, split="validation", is_training=is_training, batch_size=4,
+                           image_size=64, preprocessing="vgg", seed=0)
+    images = next(iter(ds))["images"].numpy()
+    assert images.shape == (4, 64, 64, 3)
+    assert images.min() >= -124 and images.max() > 1.5  # mean-subtracted 0..255, not [-1, 1]

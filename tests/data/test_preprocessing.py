@@ -200,3 +200,44 @@ def test_invalid_arguments_are_explained():
     preprocessing.preprocess_for_eval(np.zeros((8, 8, 5), np.uint8), 4, 4)
   with pytest.raises(ValueError, match="height and width"):
     preprocessing.preprocess_for_train(np.zeros((8, 8, 3), np.uint8), 0, 4)
+
+
+def slim_vgg_eval_reference(image_uint8, height, width, resize_side=256):
+  """TF-slim's `vgg_preprocessing.preprocess_for_eval` with TF1 ops in a TF1 graph."""
+  graph = tf.Graph()
+  with graph.as_default():
+    placeholder = tf.compat.v1.placeholder(tf.uint8, [None, None, 3])
+    shape = tf.shape(placeholder)
+    h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    side = tf.cast(tf.convert_to_tensor(resize_side, tf.int32), tf.float32)
+    scale = tf.cond(tf.greater(h, w), lambda: side / w, lambda: side / h)
+    new_size = tf.stack([tf.cast(tf.math.rint(h * scale), tf.int32),
+                         tf.cast(tf.math.rint(w * scale), tf.int32)])
+    resized = tf.compat.v1.image.resize_bilinear(tf.expand_dims(placeholder, 0), new_size,
+                                                 align_corners=False)
+    resized = tf.squeeze(resized, [0])
+    offset_h = (tf.shape(resized)[0] - height) / 2  # true division, truncated below (slim)
+    offset_w = (tf.shape(resized)[1] - width) / 2
+    offsets = tf.cast(tf.stack([offset_h, offset_w, tf.constant(0, tf.float64)]), tf.int32)
+    crop = tf.slice(resized, offsets, [height, width, 3])
+    crop = tf.cast(crop, tf.float32) - tf.constant([123.68, 116.78, 103.94])
+    with tf.compat.v1.Session(graph=graph) as session:
+      return session.run(crop, {placeholder: image_uint8})
+
+
+@pytest.mark.parametrize("name", ["chelsea", "rocket"])
+def test_vgg_eval_equals_slim_reference(name):
+  photo = _photo(name)
+  np.testing.assert_allclose(preprocessing.preprocess_vgg_for_eval(photo, 224, 224).numpy(),
+                             slim_vgg_eval_reference(photo, 224, 224), atol=1e-4, rtol=0)
+
+
+def test_vgg_train_shape_seed_and_range():
+  photo = _photo("coffee")
+  outs = [preprocessing.preprocess_vgg_for_train(photo, 224, 224, seed=s).numpy() for s in range(3)]
+  for out in outs:
+    assert out.shape == (224, 224, 3)
+    assert out.min() >= -123.68 - 1e-3 and out.max() <= 255 - 103.94 + 1e-3
+  np.testing.assert_array_equal(
+      preprocessing.preprocess_vgg_for_train(photo, 224, 224, seed=1).numpy(), outs[1])
+  assert np.abs(outs[0] - outs[1]).mean() > 1.0
