@@ -203,12 +203,7 @@ def build_dataset(raw: tf.data.Dataset, *, image_sizes: Sequence[int], crops: in
 
     def keep(position, example):
       image_id = _validation_id(example["filename"], position)
-      index = tf.searchsorted(excluded, image_id[tf.newaxis])[0]
-      found = tf.logical_and(index < tf.size(excluded, out_type=index.dtype),
-                             tf.gather(excluded, tf.minimum(index, tf.size(excluded,
-                                                                           out_type=index.dtype) - 1))
-                             == image_id)
-      return tf.logical_not(found)
+      return tf.logical_not(tf.reduce_any(tf.equal(excluded, image_id)))
 
     raw = raw.filter(keep)
   if max_examples is not None:
