@@ -235,7 +235,9 @@ def import_keras_applications(model: keras.Model,
       saved as `.keras` / `.h5`, or of its weights (`.h5` as keras.applications distributes them,
       or `.weights.h5`), which is loaded into a model built with `weights=None`.
     verify: run both models on a random batch and compare feature maps and logits.
-    tolerance: largest accepted max |ours - theirs| / max |theirs|.
+    tolerance: largest accepted max |ours - theirs| / max |theirs|. Import into a float32 model
+      (a mixed-precision one would need a far looser tolerance); a model built with another
+      `dtype` policy then takes its weights with `set_weights(float32_model.get_weights())`.
     seed: seed of the verification batch.
 
   Returns:

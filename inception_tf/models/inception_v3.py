@@ -22,7 +22,7 @@ Paper name (Table 1, Figures 5-7, 10) <-> slim scope, with the shapes at 299 x 2
       (Table 1 says 5 modules; the released network, like slim, has 4)
     grid reduction, Figure 10           Mixed_7a                   8 x 8 x 1280
     2 x Inception, Figure 7             Mixed_7b, Mixed_7c         8 x 8 x 2048
-    pool 8x8                            Logits/AvgPool_1a_8x8      1 x 1 x 2048   (endpoint PreLogits)
+    pool 8x8                            Logits/AvgPool_1a_8x8      1 x 1 x 2048 (PreLogits)
     linear, softmax                     Logits/Conv2d_1c_1x1       1001 (logits)
     auxiliary classifier, Figure 8      AuxLogits/...              1001 (aux_logits), on Mixed_6e
 
@@ -34,32 +34,33 @@ keras.applications' `include_top=False` holds): 21,802,784; its multiply-adds at
 
 Paper studies, as options (defaults build slim's network):
 
-* `factorized_7x7` (Table 3, row "+Factorized 7x7", §10): the "Inception-v2" rows of Table 3 start
-  with one 7x7 convolution, which Inception-v3 factorises into the three 3x3 convolutions
-  Conv2d_1a_3x3 / Conv2d_2a_3x3 / Conv2d_2b_3x3. `factorized_7x7=False` replaces those three by a
-  single 7x7 stride-2 'VALID' convolution with depth(64) outputs, `Conv2d_1a_7x7` (the name slim's
-  inception_v1/v2 give their 7x7 first convolution); its 147 x 147 x 64 output has the same shape
-  as Conv2d_2b_3x3's, so everything after it is unchanged (base: 5.30G multiply-adds against
-  5.71G, 19,296 fewer parameters).
-* `aux_batch_norm` (Table 3, row "BN-auxiliary", §7 and §10): "the fully connected layer of the
-  auxiliary classifier is also batch-normalized, not just the convolutions". In slim the auxiliary
-  head's fully connected layer is `AuxLogits/Conv2d_2a_5x5`, a 5x5 'VALID' convolution over the 5x5
-  grid (768 outputs, i.e. a fully connected layer), and slim's arg scope gives it batch norm: slim
-  is BN-auxiliary, so the default is True. `aux_batch_norm=False` makes that layer a convolution
-  with bias and ReLU and no batch norm (variables `weights`, `biases`); `Conv2d_1b_1x1` keeps its
-  batch norm and the aux logits layer `Conv2d_2b_1x1` never had one.
+* `factorized_7x7` (Table 3, row "+Factorized 7x7", §10; factorisation §3): the "Inception-v2" rows
+  of Table 3 start with one 7x7 convolution, which Inception-v3 factorises into the three 3x3
+  convolutions Conv2d_1a_3x3 / Conv2d_2a_3x3 / Conv2d_2b_3x3. `factorized_7x7=False` replaces those
+  three by a single 7x7 stride-2 'VALID' convolution with depth(64) outputs, `Conv2d_1a_7x7` (the
+  name slim's inception_v1/v2 give their 7x7 first convolution); its 147 x 147 x 64 output has the
+  same shape as Conv2d_2b_3x3's, so everything after it is unchanged (base: 5.30G multiply-adds
+  against 5.71G, 19,296 fewer parameters).
+* `aux_batch_norm` (Table 3, row "BN-auxiliary", §10; §4 on the side head's batch norm acting as a
+  regularizer): BN-auxiliary batch-normalises the side head's fully connected layer too, not only
+  its convolutions. In slim the auxiliary head's fully connected layer is `AuxLogits/Conv2d_2a_5x5`,
+  a 5x5 'VALID' convolution over the 5x5 grid (768 outputs, i.e. a fully connected layer), and
+  slim's arg scope gives it batch norm: slim is BN-auxiliary, so the default is True.
+  `aux_batch_norm=False` makes that layer a convolution with bias and ReLU and no batch norm
+  (variables `weights`, `biases`); `Conv2d_1b_1x1` keeps its batch norm and the aux logits layer
+  `Conv2d_2b_1x1` never had one.
 * `receptive_field` (Table 2, §9, "Performance on Lower Resolution Input"): the paper compares
-  networks of the same layout fed 299x299, 151x151 and 79x79 crops: "299 x 299 receptive field with
-  stride 2 and maximum pooling after the first layer", "151 x 151 receptive field with stride 1 and
-  maximum pooling after the first layer", "79 x 79 receptive field with stride 1 and without
-  pooling after the first layer". Here 151 gives Conv2d_1a_3x3 stride 1 (149 x 149 from a 151 crop,
-  as stride 2 gives from 299, so the rest of the network and its cost are the same), and 79 gives
-  Conv2d_1a_3x3 stride 1 and drops the stem's first pooling MaxPool_3a_3x3 (77 -> 75 -> 75 -> 75
-  -> 73 -> 36 -> 17 -> 8: the final grid is 8 x 8 as at 299). Our stem has two more convolutions
-  between the first layer and that pooling than the paper's wording suggests, and at 79 they run
-  at 75 x 75 instead of 147 x 147: up to Mixed_7c the 79 network costs 5.36G multiply-adds
-  against 5.71G at 299 and 151 (6% fewer; the paper says "almost identical" and calls the 79 one
-  "slightly cheaper"). Pass `image_size` equal to `receptive_field`.
+  networks of the same layout fed 299x299, 151x151 and 79x79 crops, at nearly the same cost: the 299
+  one with a stride-2 first layer followed by max pooling, the 151 one with a stride-1 first layer
+  followed by max pooling, the 79 one with a stride-1 first layer and no pooling after it (Table 2:
+  76.6%, 76.4%, 75.2% top-1). Here 151 gives Conv2d_1a_3x3 stride 1 (149 x 149 from a 151 crop, as
+  stride 2 gives from 299, so the rest of the network and its cost are the same), and 79 gives
+  Conv2d_1a_3x3 stride 1 and drops the stem's first pooling MaxPool_3a_3x3 (77 -> 75 -> 75 -> 75 ->
+  73 -> 36 -> 17 -> 8: the final grid is 8 x 8 as at 299). Our stem has two more convolutions
+  between the first layer and that pooling than the paper's wording suggests, and at 79 they run at
+  75 x 75 instead of 147 x 147: up to Mixed_7c the 79 network costs 5.36G multiply-adds against
+  5.71G at 299 and 151 (6% fewer; the paper calls the costs almost identical, the 79 one slightly
+  cheaper). Pass `image_size` equal to `receptive_field`.
 
 Global pooling: the logits use the mean over the whole final grid, which equals slim's
 `AvgPool_1a_8x8` at 299 and its reduced kernel (`_reduced_kernel_size_for_small_input`) for inputs
@@ -225,7 +226,7 @@ def _aux_head(x, *, num_classes: int, depth, batch_norm, aux_batch_norm: bool):
   x = layers.avg_pool(x, pool, strides=3, name="AuxLogits.AvgPool_1a_5x5")  # 5 x 5 x 768
   x = layers.conv_bn(x, depth(128), 1, name="AuxLogits.Conv2d_1b_1x1",
                      batch_norm=batch_norm)  # 5 x 5 x 128
-  # slim's _reduced_kernel_size_for_small_input: the kernel (and so the scope) shrinks with the grid.
+  # slim's _reduced_kernel_size_for_small_input: kernel (and so scope) shrink with the grid.
   kh, kw = min(5, _grid(x)[0]), min(5, _grid(x)[1])
   scope = f"AuxLogits.Conv2d_2a_{kh}x{kw}"
   if aux_batch_norm:  # Table 3 "BN-auxiliary" (slim's layout).
@@ -247,19 +248,19 @@ def _aux_head(x, *, num_classes: int, depth, batch_norm, aux_batch_norm: bool):
                 has_aux_logits=True,
                 endpoints=ENDPOINTS,
                 paper=PAPER)
-def build(inputs,
-          *,
-          num_classes: int,
-          include_top: bool,
-          pooling: str | None,
-          aux_logits: bool,
-          dropout_keep_prob: float,
-          batch_norm: layers.BatchNorm,
-          depth_multiplier: float = 1.0,
-          min_depth: int = 16,
-          factorized_7x7: bool = True,
-          aux_batch_norm: bool = True,
-          receptive_field: int = 299) -> keras.Model:
+def inception_v3(inputs,
+                 *,
+                 num_classes: int,
+                 include_top: bool,
+                 pooling: str | None,
+                 aux_logits: bool,
+                 dropout_keep_prob: float,
+                 batch_norm: layers.BatchNorm,
+                 depth_multiplier: float = 1.0,
+                 min_depth: int = 16,
+                 factorized_7x7: bool = True,
+                 aux_batch_norm: bool = True,
+                 receptive_field: int = 299) -> keras.Model:
   """Builds Inception-v3 as TF-slim's `inception_v3` (use `create_model("inception_v3", ...)`).
 
   Args:
@@ -268,7 +269,7 @@ def build(inputs,
     include_top: False returns the Mixed_7c features, pooled per `pooling`.
     pooling: with include_top=False: None, "avg" or "max" (keras.applications).
     aux_logits: build the auxiliary head on Mixed_6e (slim's `create_aux_logits`).
-    dropout_keep_prob: keep probability of `Logits/Dropout_1b` (0.8, paper §8).
+    dropout_keep_prob: keep probability of `Logits/Dropout_1b` (TF-slim's default 0.8).
     batch_norm: batch-norm settings (slim: decay 0.9997, epsilon 0.001, no gamma).
     depth_multiplier: multiplies every convolution's depth (slim), > 0.
     min_depth: smallest depth when depth_multiplier < 1 (slim: 16).
