@@ -233,3 +233,48 @@ def test_config_defaults_are_the_papers_and_validation_names_fields():
     config.replace(train_batch_size=0).validate()
   with pytest.raises(TypeError):
     config.replace(learning_rat=0.1)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def _cli_config(*argv):
+  """tools/train.py's flags -> (preset, TrainConfig), in a subprocess (absl flags are global)."""
+  import json
+  import subprocess
+  import sys
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  code = (
+      "import dataclasses, importlib.util, json, sys\n"
+      "spec = importlib.util.spec_from_file_location('train_cli', 'tools/train.py')\n"
+      "cli = importlib.util.module_from_spec(spec); spec.loader.exec_module(cli)\n"
+      "cli.FLAGS(['train.py'] + sys.argv[1:])\n"
+      "preset, config = cli.config_from_flags()\n"
+      "print(json.dumps([preset, dataclasses.asdict(config)]))\n")
+  out = subprocess.run([sys.executable, "-c", code, *argv], cwd=root, capture_output=True,
+                       text=True, timeout=120, check=True, env=dict(os.environ, PYTHONPATH=root))
+  preset, config = json.loads(out.stdout.strip().splitlines()[-1])
+  return preset, config
+
+
+def test_cli_without_flags_is_the_quickstart_and_flags_override_presets(tmp_path):
+  preset, config = _cli_config()
+  assert preset == "quickstart"
+  assert config == {**config_lib.dataclasses.asdict(config_lib.quickstart()),
+                    "checkpoint_exclude_scopes": [], "trainable_scopes": []}
+
+  flagfile = tmp_path / "run.cfg"
+  flagfile.write_text("--model=inception_v4\n--train_batch_size=64\n--ema_decay=0\n"
+                      "--checkpoint_exclude_scopes=InceptionV4/Logits,InceptionV4/AuxLogits\n")
+  preset, config = _cli_config(f"--flagfile={flagfile}", "--data_dir=/data/imagenet",
+                               "--train_steps=100", "--model_options=depth_multiplier=0.5")
+  assert preset == "paper_v3"
+  assert (config["model"], config["train_batch_size"], config["ema_decay"]) == (
+      "inception_v4", 64, None)
+  assert config["checkpoint_exclude_scopes"] == ["InceptionV4/Logits", "InceptionV4/AuxLogits"]
+  assert (config["train_steps"], config["train_epochs"]) == (100, None)
+  assert config["model_options"] == {"depth_multiplier": 0.5}
+  assert config["learning_rate"] == 0.045 and config["label_smoothing"] == 0.1  # paper defaults
+
+  preset, config = _cli_config("--preset=tpu", "--data_dir=gs://bucket/imagenet")
+  assert preset == "tpu" and config["train_batch_size"] == 1024 and config["strategy"] == "tpu"
