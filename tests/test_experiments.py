@@ -191,8 +191,8 @@ def _build(config: dict):
   if config["model"] in _SHRINK:
     options.update(depth_multiplier=_SHRINK[config["model"]], min_depth=8)
   size = config["image_size"]
-  if config["model"] not in _SHRINK:  # only the first layers see the size; keep it small
-    size = models.model_info(config["model"]).min_image_size
+  if config["model"] not in _SHRINK:  # full width (no depth multiplier): a small input
+    size = max(models.model_info(config["model"]).min_image_size, 107)
   return models.create_model(config["model"], 11, image_size=size, aux_logits=config["aux_logits"],
                              dropout_keep_prob=config["dropout_keep_prob"], **options)
 

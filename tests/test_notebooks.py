@@ -37,7 +37,7 @@ def _execute(notebook, cwd: str):
   env_before = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
   os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
   try:
-    client = NotebookClient(notebook, timeout=900, kernel_name="python3",
+    client = NotebookClient(notebook, timeout=1800, kernel_name="python3",
                             resources={"metadata": {"path": cwd}})
     client.execute()
   finally:
@@ -82,7 +82,7 @@ def test_train_on_tpu_notebook_runs_on_cpu(tmp_path):
       INSTALL_FROM=None, DATA_DIR=None, MODEL_DIR=str(tmp_path / "run"),
       EXPORT_DIR=str(tmp_path / "export"), USE_TPU=True, MODEL="inception_v3",
       MODEL_OPTIONS={"depth_multiplier": 0.1, "min_depth": 8}, IMAGE_SIZE=75, TRAIN_STEPS=3,
-      TRAIN_BATCH_SIZE=16, EVAL_CROPS=12, SHOW_TENSORBOARD=False)
+      TRAIN_BATCH_SIZE=16, JIT_COMPILE=False, EVAL_CROPS=12, SHOW_TENSORBOARD=False)
   notebook = _with_parameters(os.path.join(COLAB, "train_on_tpu.ipynb"), parameters)
   notebook = _execute(notebook, str(tmp_path))
   text = _text(notebook)

@@ -77,6 +77,7 @@ IMAGE_SIZE = 75            # 299 for the paper's network
 TRAIN_STEPS = None         # None: TRAIN_EPOCHS
 TRAIN_EPOCHS = 30.0
 TRAIN_BATCH_SIZE = None    # None: the recipe's (32 on CPU/GPU, 1024 with the TPU recipe)
+JIT_COMPILE = None         # None: the recipe's (XLA on one device and TPU); False skips compiling
 EVAL_CROPS = 12            # 1, 10, 12 or 144 (the papers' protocols)
 SHOW_TENSORBOARD = True    # the TensorBoard notebook extension (Colab / Jupyter with tensorboard)
 ''', tags=("parameters",)),
@@ -117,6 +118,8 @@ else:
   changes.update(train_steps=None, train_epochs=TRAIN_EPOCHS)
 if TRAIN_BATCH_SIZE is not None:
   changes["train_batch_size"] = TRAIN_BATCH_SIZE
+if JIT_COMPILE is not None:
+  changes["jit_compile"] = JIT_COMPILE
 config = recipe(**changes)
 config.validate()
 config
