@@ -570,8 +570,10 @@ class Evaluator:
     """
     kept_probs, kept_labels = [], []
     accumulator = metrics_lib.AccuracyAccumulator(self.num_classes, ks=(1, 5))
-    total_steps = (math.ceil(self.expected_examples / self.batch_size)
-                   if self.expected_examples and not self.blacklist and not self.max_examples
+    expected = self.expected_examples
+    if expected and self.max_examples:
+      expected = min(expected, self.max_examples)
+    total_steps = (math.ceil(expected / self.batch_size) if expected and not self.blacklist
                    else None)
     progress = keras.utils.Progbar(total_steps, unit_name="batch",
                                    stateful_metrics=["top1", "top5", "images"]
