@@ -20,7 +20,10 @@ epochs are skipped without reading them (when per-shard counts are known from th
 only the remainder of the current epoch is read — not decoded — to be skipped.
 
 Eval streams read each example of the pipeline's shard once, never drop one: the last batch is
-padded to the static batch size and `"mask"` (1 real, 0 padding) says which rows count.
+padded to the static batch size and `"mask"` (1 real, 0 padding) says which rows count. Whole
+padding batches (mask 0) are appended so that every pipeline yields the same number of batches
+(from the manifest's per-shard counts) and a multiple of the replicas it feeds: a distributed
+iterator otherwise stops at the shortest pipeline / the last incomplete step and drops the rest.
 
 Records whose image fails to decode are dropped and counted (`decode_error_count()`), not fatal.
 """
@@ -256,7 +259,10 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
     cache: cache the serialized records in memory (small datasets).
     dtype: image dtype, e.g. `tf.bfloat16` on TPUs.
     num_epochs: training epochs (None: forever); eval: passes (None: one).
-    skip_batches: training batches to skip (resuming at step `skip_batches`).
+    skip_batches: training batches to skip (resuming at step `skip_batches`): with
+      `deterministic=True` and the same seed, the resumed stream equals the uninterrupted one
+      from that batch on (records are skipped before decoding, so a record that failed to decode
+      earlier in the stream shifts the resumed stream by one example).
     preprocessing: "inception" (slim's inception_preprocessing, [-1, 1] inputs) or "vgg" (slim's
       vgg_preprocessing: RGB mean-subtracted 0..255 inputs, for resnet_v1_50).
     fast_mode: slim's fast mode of the train preprocessing.
@@ -266,9 +272,9 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
 
   Returns:
     Training: `{"images": dtype [B, H, W, 3] in [-1, 1] ("vgg": mean-subtracted),
-    "labels": int32 [B]}` batches with a
-    static batch size. Eval: the same plus `"mask"`: float32 [B], 1 for real examples, 0 for the
-    padding of the last batch.
+    "labels": int32 [B]}` batches with a static batch size. Eval: the same plus `"mask"`:
+    float32 [B], 1 for real examples, 0 for padding (the end of the last batch, and whole padding
+    batches that equalise the number of batches across pipelines and replicas).
 
   Raises:
     ValueError: invalid arguments (the message names the value and the allowed ones).

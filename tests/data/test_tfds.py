@@ -37,6 +37,17 @@ class InceptionTfTestDigits(tfds.core.GeneratorBasedBuilder):
                 "file_name": f"tfds_digit_{i}.png"}
 
 
+def _labels_by_filename(ds):
+  """file name -> label of the real (mask 1) examples of an eval dataset."""
+  seen = {}
+  for batch in ds:
+    for name, label, mask in zip(batch["filenames"].numpy(), batch["labels"].numpy(),
+                                 batch["mask"].numpy()):
+      if mask:
+        seen[name.decode()] = label
+  return seen
+
+
 @pytest.fixture(scope="module")
 def tfds_dir(tmp_path_factory):
   data_dir = str(tmp_path_factory.mktemp("tfds"))
@@ -54,12 +65,7 @@ def test_build_tfrecords_from_tfds(tfds_dir, tmp_path):
   digits = load_digits()
   ds = data.make_dataset(out, split="test", is_training=False, batch_size=4, image_size=32,
                          with_filenames=True)
-  seen = {}
-  for batch in ds:
-    for name, label, mask in zip(batch["filenames"].numpy(), batch["labels"].numpy(),
-                                 batch["mask"].numpy()):
-      if mask:
-        seen[name.decode()] = label
+  seen = _labels_by_filename(ds)
   assert seen == {f"tfds_digit_{i}.png": digits.target[i] + 1 for i in range(30, 45)}
   assert data.dataset_info(out).class_names[1] == "digit0"
 
@@ -71,12 +77,7 @@ def test_make_dataset_reads_tfds_directly(tfds_dir, monkeypatch):
   digits = load_digits()
   ds = data.make_dataset(f"tfds:{NAME}", split="test", is_training=False, batch_size=4,
                          image_size=32, with_filenames=True)
-  seen = {}
-  for batch in ds:
-    for name, label, mask in zip(batch["filenames"].numpy(), batch["labels"].numpy(),
-                                 batch["mask"].numpy()):
-      if mask:
-        seen[name.decode()] = label
+  seen = _labels_by_filename(ds)
   assert seen == {f"tfds_digit_{i}.png": digits.target[i] for i in range(30, 45)}
   train = data.make_dataset(f"tfds:{NAME}", split="train", is_training=True, batch_size=8,
                             image_size=32, seed=0, deterministic=True, skip_batches=5)
