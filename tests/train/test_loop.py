@@ -196,3 +196,22 @@ def test_bad_input_is_refused_before_training(tmp_path, slim_v1_checkpoint):
   with pytest.raises(checkpoints.SlimCheckpointMismatch, match="InceptionV1"):
     loop.train_and_evaluate(config, str(tmp_path / "other"), stream=io.StringIO())
   assert tf.train.latest_checkpoint(str(tmp_path / "other")) is None
+
+
+def test_trainable_scopes_freeze_everything_else():
+  config = _tiny_config(trainable_scopes=("Logits",), ema_decay=None, weight_decay=0.0)
+  trainer = loop.Trainer(config, distribute.get_strategy("default"), num_classes=4,
+                         num_train_examples=64, image_size=8, model_fn=tiny.tiny_model_fn)
+  assert sorted(v.path for v in trainer.trainable_variables) == [
+      "Logits.Logits/bias", "Logits.Logits/kernel"]
+  frozen = trainer.model.get_layer("Conv2d_1a_3x3").kernel
+  before = frozen.numpy().copy()
+  head = trainer.model.get_layer("Logits.Logits").kernel.numpy().copy()
+  datasets = tiny.in_memory_datasets(global_batch=8)
+  iterator = iter(trainer.strategy.experimental_distribute_dataset(datasets.train_fn(None, 0)))
+  trainer.train_function()(iterator, tf.constant(3))
+  np.testing.assert_array_equal(frozen.numpy(), before)
+  assert not np.allclose(trainer.model.get_layer("Logits.Logits").kernel.numpy(), head)
+  with pytest.raises(ValueError, match="match no trainable variable"):
+    loop.Trainer(config.replace(trainable_scopes=("Mixed_9z",)), distribute.get_strategy("default"),
+                 num_classes=4, num_train_examples=64, image_size=8, model_fn=tiny.tiny_model_fn)
