@@ -2,8 +2,9 @@
 
 keras.applications ports TF-slim's networks layer for layer (batch norm without gamma, epsilon
 1e-3, convolutions before batch norm without bias), but its inner layers are unnamed
-(`conv2d_17`, `batch_normalization_17`), and the numbers depend on what the session built before.
-Names cannot be matched, so `import_keras_applications` matches the two graphs by structure:
+(`conv2d_17`, `batch_normalization_17`), the numbers depend on what the session built before, and
+`model.layers` lists parallel branches in another order than they were created in (checked: ours
+and theirs differ from Mixed_5b on). Names and layer order cannot be matched, so `import_keras_applications` matches the two graphs by structure:
 
 1. It finds the feature map of each network (the input of the global pooling before the
    classifier, or the output of an `include_top=False` model: our `Mixed_7c` / `Conv2d_7b_1x1`,

@@ -8,9 +8,7 @@ loaded with `load_slim_checkpoint`, and logits, aux logits and every endpoint mu
 
 from __future__ import annotations
 
-import json
 import pathlib
-import sys
 
 import keras
 import numpy as np
@@ -26,12 +24,8 @@ from inception_tf.models import naming
 from inception_tf.models import stats
 from inception_tf.models.registry import endpoint_layer_name
 
-TESTS_DIR = pathlib.Path(__file__).resolve().parents[1]
-if str(TESTS_DIR) not in sys.path:
-  sys.path.insert(0, str(TESTS_DIR))
-import slim_reference  # noqa: E402  (tests/slim_reference.py)
+import slim_parity  # tests/models/slim_parity.py: slim runner, tolerance
 
-GOLDEN = TESTS_DIR / "golden" / "inception_v3.vars.json"
 
 # Endpoint -> (H, W, C), as in TF-slim's inception_v3_test (299) and worked out for 150 (VALID
 # stride-2 layers: (n - 3) // 2 + 1); checked against the real slim network below.
@@ -68,27 +62,18 @@ def _images(size: int) -> np.ndarray:
   return (np.stack([photo, noise]) * 2.0 - 1.0).astype(np.float32)
 
 
-def _assert_close(ours, reference, what: str) -> None:
-  """Equal within 1e-4 relative, with an absolute floor of 1e-4 x max |reference|."""
-  ours, reference = np.asarray(ours), np.asarray(reference)
-  assert ours.shape == reference.shape, f"{what}: shape {ours.shape} vs slim {reference.shape}"
-  scale = float(np.max(np.abs(reference)))
-  assert scale > 0, f"{what}: the slim reference is all zeros"
-  np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-4 * scale, err_msg=what)
-
-
 class _Parity:
   """Our model loaded from the checkpoint of the real slim network at one input size."""
 
   def __init__(self, size: int, directory: pathlib.Path):
-    slim_reference.import_tf_slim()
+    slim_parity.import_tf_slim()
     from tf_slim.nets import inception_v3 as slim_v3  # pylint: disable=import-outside-toplevel
     self.size = size
     self.images = _images(size)
     prefix = str(directory / f"inception_v3_{size}.ckpt")
-    self.slim_logits, self.slim_endpoints, self.slim_shapes = slim_reference.run_slim_network(
-        slim_v3.inception_v3, slim_v3.inception_v3_arg_scope, self.images,
-        prefix, net_kwargs={"num_classes": 1001})
+    self.slim_logits, self.slim_endpoints, self.slim_shapes = slim_parity.run_slim(
+        slim_v3.inception_v3, slim_v3.inception_v3_arg_scope, self.images, prefix,
+        num_classes=1001)
     self.prefix = prefix
     self.model = create_model("inception_v3", image_size=size)
     self.report = checkpoints.load_slim_checkpoint(self.model, prefix)
@@ -98,39 +83,44 @@ class _Parity:
 
 
 @pytest.fixture(scope="module")
-def parity_299(tmp_path_factory):
-  return _Parity(299, tmp_path_factory.mktemp("slim299"))
+def parity_at(tmp_path_factory):
+  """`parity_at(size)`: the slim run and our loaded model at `size`, built once per module."""
+  cache = {}
 
+  def get(size: int) -> _Parity:
+    if size not in cache:
+      cache[size] = _Parity(size, tmp_path_factory.mktemp(f"slim{size}"))
+    return cache[size]
 
-@pytest.fixture(scope="module")
-def parity_150(tmp_path_factory):
-  return _Parity(150, tmp_path_factory.mktemp("slim150"))
+  return get
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("size", [299, 150])
-def test_equals_real_tf_slim(size, parity_299, parity_150):
-  parity = {299: parity_299, 150: parity_150}[size]
+def test_equals_real_tf_slim(size, parity_at):
+  parity = parity_at(size)
   # The checkpoint of slim's graph loads completely (aux head included) with no leftovers.
   assert len(parity.report.loaded) == len(parity.slim_shapes) and not parity.report.unused
   for image, what in ((0, "chelsea photo"), (1, "random image")):
-    _assert_close(parity.outputs["logits"][image], parity.slim_logits[image],
-                  f"logits at {size}, {what}")
-    _assert_close(parity.outputs["aux_logits"][image], parity.slim_endpoints["AuxLogits"][image],
-                  f"aux logits at {size}, {what}")
+    slim_parity.assert_close(parity.outputs["logits"][image], parity.slim_logits[image],
+                             f"logits at {size}, {what}")
+    slim_parity.assert_close(parity.outputs["aux_logits"][image],
+                             parity.slim_endpoints["AuxLogits"][image],
+                             f"aux logits at {size}, {what}")
     common = set(parity.endpoints) & set(parity.slim_endpoints)
     assert common == set(inception_v3.ENDPOINTS)
     for endpoint in inception_v3.ENDPOINTS:
-      _assert_close(parity.endpoints[endpoint][image], parity.slim_endpoints[endpoint][image],
-                    f"{endpoint} at {size}, {what}")
+      slim_parity.assert_close(parity.endpoints[endpoint][image],
+                               parity.slim_endpoints[endpoint][image],
+                               f"{endpoint} at {size}, {what}")
   # The photo's and the noise's logits differ (the comparison is not of constants).
   assert np.max(np.abs(parity.outputs["logits"][0] - parity.outputs["logits"][1])) > 1e-3
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("size", [299, 150])
-def test_endpoint_shape_table(size, parity_299, parity_150):
-  parity = {299: parity_299, 150: parity_150}[size]
+def test_endpoint_shape_table(size, parity_at):
+  parity = parity_at(size)
   ours = {e: tuple(v.shape[1:]) for e, v in parity.endpoints.items()}
   slim = {e: tuple(parity.slim_endpoints[e].shape[1:]) for e in inception_v3.ENDPOINTS}
   assert ours == slim == ENDPOINT_SHAPES[size]
@@ -138,7 +128,8 @@ def test_endpoint_shape_table(size, parity_299, parity_150):
 
 
 @pytest.mark.slow
-def test_small_input_aux_head_follows_slims_reduced_kernel(parity_150):
+def test_small_input_aux_head_follows_slims_reduced_kernel(parity_at):
+  parity_150 = parity_at(150)
   # At 150, Mixed_6e is 7x7, the 5x5/3 pool gives 1x1, so slim names the layer Conv2d_2a_1x1.
   shapes = parity_150.slim_shapes
   assert shapes["InceptionV3/AuxLogits/Conv2d_2a_1x1/weights"] == (1, 1, 128, 768)
@@ -149,8 +140,7 @@ def test_small_input_aux_head_follows_slims_reduced_kernel(parity_150):
 
 
 def test_variables_equal_the_published_checkpoint():
-  with open(GOLDEN) as f:
-    published = {v["name"]: tuple(v["shape"]) for v in json.load(f)["variables"]}
+  published = slim_parity.published_variables("inception_v3")
   model = create_model("inception_v3")
   ours = dict(checkpoints.variable_names(model))
   assert sorted(set(published) - set(ours)) == []
@@ -178,7 +168,8 @@ def test_base_parameter_count_and_feature_outputs():
 
 
 @pytest.mark.slow
-def test_keras_and_savedmodel_round_trips(parity_150, tmp_path):
+def test_keras_and_savedmodel_round_trips(parity_at, tmp_path):
+  parity_150 = parity_at(150)
   model, images = parity_150.model, parity_150.images
   expected = parity_150.outputs
   path = tmp_path / "inception_v3.keras"
@@ -219,12 +210,18 @@ def test_bad_options_raise():
     create_model("inception_v3", image_size=75, dropout_keep_prob=0.0)
 
 
-def test_minimum_input_size_builds_with_aux_head():
+def test_minimum_input_size_with_aux_head_in_mixed_precision():
   # slim's aux head would fail at 75 (Mixed_6e is 3x3 < its 5x5 pool); ours pools the 3x3 grid.
-  model = create_model("inception_v3", image_size=75, num_classes=10)
+  model = create_model("inception_v3", image_size=75, num_classes=10, dtype="mixed_bfloat16")
+  assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
   out = model(np.zeros((1, 75, 75, 3), np.float32), training=False)
   assert out["logits"].shape == (1, 10) and out["aux_logits"].shape == (1, 10)
   assert tuple(model.get_layer("Mixed_7c").output.shape[1:]) == (1, 1, 2048)
+  # The body computes in bfloat16, the classifier heads in float32.
+  assert model.get_layer("Mixed_7c.Branch_0.Conv2d_0a_1x1").compute_dtype == "bfloat16"
+  assert out["logits"].dtype == out["aux_logits"].dtype == "float32"
+  for name in ("Logits.Conv2d_1c_1x1", "AuxLogits.Conv2d_2b_1x1", "PreLogits"):
+    assert model.get_layer(name).compute_dtype == "float32", name
 
 
 # --- Paper studies (v3 paper Table 2 and Table 3) ---------------------------------------------
