@@ -18,7 +18,8 @@ the format is sniffed from the magic bytes and the width and height are read fro
 *before* anything is decoded. An image above `max_pixels` is decoded at 1/2, 1/4 or 1/8 scale when it
 is a JPEG (libjpeg's DCT scaling: the cost stays bounded and the result differs from a full decode
 only by that downscale, which the resize to the model's size mostly absorbs); other formats above the
-limit, and JPEGs above 64 x `max_pixels`, are rejected with a message saying so.
+limit, and JPEGs above 64 x `max_pixels`, are rejected with a message saying so. A GIF is cut after
+its first image before decoding (TF's decoder would otherwise decode every frame of an animation).
 """
 
 from __future__ import annotations
@@ -103,6 +104,69 @@ def image_header(data: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.T
   return image_format, shape[0], shape[1], header[:8]
 
 
+def _byte_at(data: tf.Tensor, position: tf.Tensor) -> tf.Tensor:
+  return tf.cast(tf.io.decode_raw(tf.strings.substr(data, position, 1), tf.uint8)[0], tf.int64)
+
+
+def gif_first_frame(data: tf.Tensor) -> tf.Tensor:
+  """The bytes of a GIF cut after its first image, plus the trailer: a valid one-frame GIF.
+
+  TF's GIF decoder decodes every frame even with `expand_animations=False`, so a long animation
+  costs frames x pixels although only the first frame is used. Walking the block structure (GIF89a
+  spec: header, screen descriptor, colour tables, extension and image blocks of length-prefixed
+  sub-blocks) to the end of the first image bounds the decode by one frame. Bytes that do not parse
+  are returned unchanged (the decoder then reports them).
+
+  Args:
+    data: scalar tf.string holding a GIF.
+
+  Returns:
+    scalar tf.string.
+  """
+  length = tf.cast(tf.strings.length(data), tf.int64)
+  global_flags = tf.cond(length > 13, lambda: _byte_at(data, tf.constant(10, tf.int64)),
+                         lambda: tf.constant(0, tf.int64))
+  global_table = tf.where(global_flags >= 128, 3 * tf.bitwise.left_shift(
+      tf.constant(2, tf.int64), global_flags % 8), tf.constant(0, tf.int64))
+  # State: position, inside sub-blocks, first image seen, finished, parsed cleanly.
+  start = (13 + global_table, tf.constant(False), tf.constant(False), tf.constant(False),
+           tf.constant(False))
+
+  def step(position, in_sub_blocks, image_seen, done, ok):
+    del done, ok
+    code = _byte_at(data, position)
+
+    def sub_block():
+      finished = tf.equal(code, 0)
+      return (position + 1 + code, tf.logical_not(finished), image_seen,
+              tf.logical_and(finished, image_seen), tf.logical_and(finished, image_seen))
+
+    def block():
+      is_extension = tf.equal(code, 0x21)
+      is_image = tf.equal(code, 0x2C)
+      image_flags = tf.cond(tf.logical_and(is_image, position + 9 < length),
+                            lambda: _byte_at(data, position + 9),
+                            lambda: tf.constant(0, tf.int64))
+      local_table = tf.where(image_flags >= 128, 3 * tf.bitwise.left_shift(
+          tf.constant(2, tf.int64), image_flags % 8), tf.constant(0, tf.int64))
+      # Extension: introducer + label. Image: descriptor + local table + LZW minimum code size.
+      advance = tf.where(is_extension, tf.constant(2, tf.int64), 10 + local_table + 1)
+      known = tf.logical_or(is_extension, is_image)
+      return (position + advance, known, tf.logical_or(image_seen, is_image),
+              tf.logical_not(known), tf.constant(False))
+
+    return tf.cond(in_sub_blocks, sub_block, block)
+
+  def keep_going(position, in_sub_blocks, image_seen, done, ok):
+    del in_sub_blocks, image_seen, ok
+    return tf.logical_and(tf.logical_not(done), position < length)
+
+  end, _, _, _, ok = tf.while_loop(keep_going, step, start,
+                                   maximum_iterations=tf.cast(length, tf.int32))
+  return tf.cond(ok, lambda: tf.strings.join([tf.strings.substr(data, tf.constant(0, tf.int64), end), b";"]),
+                 lambda: data)
+
+
 def decode_image_bounded(data: tf.Tensor, *, max_pixels: int = DEFAULT_MAX_PIXELS,
                          index: tf.Tensor | int = 0) -> tf.Tensor:
   """Decodes JPEG/PNG/GIF/BMP bytes to uint8 RGB [H, W, 3] with the decode size bounded.
@@ -147,7 +211,9 @@ def decode_image_bounded(data: tf.Tensor, *, max_pixels: int = DEFAULT_MAX_PIXEL
     ratio_index = tf.reduce_sum(tf.cast(
         pixels > tf.constant([max_pixels * r * r for r in _JPEG_RATIOS[:-1]], tf.int64), tf.int32))
     ratio_index = tf.where(tf.equal(image_format, _JPEG), ratio_index, 0)
-    branches = [lambda: _preprocessing().decode_image_rgb(data)]
+    # Only the first frame of a GIF is decoded (see `gif_first_frame`).
+    single = tf.cond(tf.equal(image_format, _GIF), lambda: gif_first_frame(data), lambda: data)
+    branches = [lambda: _preprocessing().decode_image_rgb(single)]
     branches += [lambda r=r: tf.io.decode_jpeg(data, channels=3, ratio=r)
                  for r in _JPEG_RATIOS[1:]]
     image = tf.switch_case(ratio_index, branches)

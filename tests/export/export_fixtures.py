@@ -29,3 +29,11 @@ def randomize_batch_norm(model: keras.Model, seed: int = 0) -> None:
       layer.moving_mean.assign(rng.normal(0.0, 0.2, shape).astype(np.float32))
       layer.moving_variance.assign(rng.uniform(0.5, 2.0, shape).astype(np.float32))
       layer.beta.assign(rng.normal(0.0, 0.2, shape).astype(np.float32))
+
+
+def animated_gif(image: np.ndarray, frames: int = 12) -> bytes:
+  """A looping GIF of `frames` shifted copies of `image` (the first frame is `image` itself)."""
+  pictures = [Image.fromarray(np.roll(image, 9 * i, axis=1)) for i in range(frames)]
+  buffer = io.BytesIO()
+  pictures[0].save(buffer, "GIF", save_all=True, append_images=pictures[1:], duration=40, loop=0)
+  return buffer.getvalue()

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from export_fixtures import animated_gif
 from export_fixtures import encode
 from export_fixtures import IMAGE_SIZE
 from inception_tf import labels
@@ -111,6 +112,17 @@ def test_oversized_jpeg_is_decoded_at_a_reduced_scale(photos):
   with pytest.raises(tf.errors.InvalidArgumentError, match="PNG of 512x512"):
     serving.decode_image_bounded(tf.constant(encode(photos["astronaut"], "PNG")),
                                  max_pixels=300 * 300)
+
+
+def test_gif_is_cut_after_its_first_frame_before_decoding(photos):
+  animation = animated_gif(photos["chelsea"], frames=12)
+  first = serving.gif_first_frame(tf.constant(animation)).numpy()
+  assert len(first) < len(animation) / 6  # the other 11 frames are not decoded
+  np.testing.assert_array_equal(preprocessing.decode_image_rgb(first),
+                                preprocessing.decode_image_rgb(animation))
+  single = encode(photos["coffee"], "GIF")
+  assert serving.gif_first_frame(tf.constant(single)).numpy() == single  # nothing to cut
+  assert serving.gif_first_frame(tf.constant(b"GIF89a\x01")).numpy() == b"GIF89a\x01"
 
 
 def test_imagenet_label_map_ships_in_the_package():

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from inception_tf.data import preprocessing
+from export_fixtures import animated_gif
 from export_fixtures import encode
 from export_fixtures import IMAGE_SIZE
 
@@ -61,7 +62,7 @@ def served(export_dir, jpegs, photos, tmp_path_factory):
   requests = {
       "jpeg_batch": list(jpegs.values()),
       "formats": [encode(chelsea, "PNG"), encode(chelsea, "GIF"), encode(chelsea, "BMP"),
-                  encode(chelsea[..., 0], "PNG")],
+                  encode(chelsea[..., 0], "PNG"), animated_gif(photos["coffee"])],
       "not_an_image": [jpegs["chelsea"], b"this is plain text, not an image"],
       "truncated_jpeg": [jpegs["coffee"][:200]],
       "after_errors": [jpegs["rocket"]],
@@ -100,7 +101,7 @@ def test_class_names_are_imagenet_names(served):
     assert ids == [labels.ids[c] for c in classes]
 
 
-def test_png_gif_bmp_and_grayscale_are_accepted(served, model):
+def test_png_gif_animated_gif_bmp_and_grayscale_are_accepted(served, model):
   results, requests = served
   out = results["formats"]
   assert "error" not in out
