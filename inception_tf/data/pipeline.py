@@ -310,9 +310,10 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
   # the examples per epoch of every pipeline (None when unknown).
 
   if is_training:
-    ds, start_index, skip = _training_stream(records, sizes and sizes[pipeline_id], seed=seed, cache=cache,
-                                             num_epochs=num_epochs, skip=skip_batches * batch_size,
-                                             shuffle_buffer_size=shuffle_buffer_size)
+    ds, start_index, skip = _training_stream(
+        records, sizes[pipeline_id] if sizes else None, seed=seed, cache=cache,
+        num_epochs=num_epochs, skip=skip_batches * batch_size,
+        shuffle_buffer_size=shuffle_buffer_size)
 
     def decode(index, raw):
       example = parse(raw)
