@@ -173,7 +173,13 @@ source = DATA_DIR or data.default_dataset.digits_data_dir()
 num_classes = config.num_classes or data.dataset_info(source).num_classes
 model = export.load_model(model_name=config.model, checkpoint=MODEL_DIR, num_classes=num_classes,
                           image_size=IMAGE_SIZE, **config.model_options)
-label_map = export.label_map_for_dataset(source, export.model_facts(model)["num_classes"])
+try:
+  label_map = export.label_map_for_dataset(source, num_classes)
+except ValueError:  # a manifest that already lists its background class (the built-in digits)
+  from inception_tf import labels
+  names = list(data.dataset_info(source).class_names)
+  label_map = labels.label_map_from_names(names, num_classes=num_classes,
+                                          labels_offset=num_classes - len(names))
 exported = export.export_model(model, EXPORT_DIR, label_map=label_map, overwrite=True)
 print("SavedModel:", exported.saved_model)
 '''),
@@ -183,7 +189,7 @@ import tensorflow as tf
 from inception_tf.export.predict import Classifier
 
 classifier = Classifier.from_saved_model(exported.saved_model)
-files = data.list_files(source, "validation")
+files, _ = data.list_files(source, "validation")
 raw = tf.data.TFRecordDataset(files[:1]).take(4)
 encoded = [tf.io.parse_single_example(r, {"image/encoded": tf.io.FixedLenFeature([], tf.string)})
            ["image/encoded"].numpy() for r in raw]

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import fcntl
+import hashlib
 import json
 import math
 import os
@@ -226,7 +227,10 @@ def run_study(study: str, *, seeds, quick: bool, work_dir: str, results_dir: str
     variant = name.rsplit("_seed", 1)[0]
     if name in _load(path)["runs"] or (variants and variant not in variants):
       continue
-    model_dir = os.path.join(work_dir, study, name)
+    # The directory names the config, so a changed recipe never resumes another recipe's run.
+    digest = hashlib.sha1(json.dumps(dataclasses.asdict(config), sort_keys=True,
+                                     default=str).encode()).hexdigest()[:10]
+    model_dir = os.path.join(work_dir, study, f"{name}-{digest}")
     started = time.time()
     entry = {"config": dataclasses.asdict(config)}
     print(f"=== {study}/{name}", flush=True)
