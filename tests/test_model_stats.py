@@ -101,7 +101,7 @@ def test_tool_prints_json_for_one_model():
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
   out = subprocess.run(
       [sys.executable, str(REPO / "tools" / "model_stats.py"), "--models=inception_v1", "--json"],
-      capture_output=True, text=True, env=env, check=True, timeout=300)
+      capture_output=True, text=True, env=env, check=True, timeout=1800)
   (row,) = json.loads(out.stdout)
   assert row["model"] == "inception_v1" and row["image_size"] == 224
   # TF-slim's inception_v1 (GoogLeNet with BN, 1001 classes): 1.5G multiply-adds as published.
@@ -114,6 +114,6 @@ def test_tool_rejects_unknown_model():
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
   out = subprocess.run(
       [sys.executable, str(REPO / "tools" / "model_stats.py"), "--models=inception_v9"],
-      capture_output=True, text=True, env=env, timeout=300)
+      capture_output=True, text=True, env=env, timeout=1800)
   assert out.returncode != 0
   assert "inception_v9" in out.stderr and "inception_v1" in out.stderr
