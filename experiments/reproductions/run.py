@@ -34,6 +34,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import sys
 import time
 from typing import Callable
@@ -249,6 +250,30 @@ def run_study(study: str, *, seeds, quick: bool, work_dir: str, results_dir: str
   return _load(path)
 
 
+_STEP_LINE = re.compile(r"^step (\d+)/(\d+)\s+loss ([0-9.naninf]+)\s+lr ([0-9.e-]+)")
+
+
+def record_incomplete(study: str, name: str, log_path: str, *, results_dir: str) -> dict:
+  """Records a run stopped before its end from its console log (training loss per logged step).
+
+  The entry has `incomplete=True` and no evaluation: it documents how far the run got, it is not
+  a result (summaries and plots show it as such).
+  """
+  config = {n: c for n, c, _ in study_runs(study, seeds=[int(name.rsplit("_seed", 1)[1])],
+                                            quick=False)}[name]
+  history = []
+  with open(log_path) as f:
+    for line in f:
+      match = _STEP_LINE.match(line.strip())
+      if match:
+        history.append({"step": int(match.group(1)), "loss": float(match.group(3)),
+                        "learning_rate": float(match.group(4))})
+  entry = {"config": dataclasses.asdict(config), "diverged": False, "incomplete": True,
+           "top1": None, "history": history, "seconds": None, "log": os.path.basename(log_path)}
+  path = os.path.join(results_dir, f"{study}.json")
+  return _add_run(path, name, entry, f"record_incomplete {name} from {os.path.basename(log_path)}")
+
+
 def _groups(record: dict) -> dict[str, list[tuple[str, dict]]]:
   groups: dict[str, list] = {}
   for name, entry in record["runs"].items():
@@ -261,9 +286,10 @@ def summarize(record: dict) -> dict[str, dict]:
   summary = {}
   for variant, entries in _groups(record).items():
     top1 = [e["top1"] for _, e in entries if e.get("top1") is not None]
-    losses = [e["history"][-1]["loss"] for _, e in entries if e.get("history")]
+    complete = [(n, e) for n, e in entries if not e.get("incomplete")]
+    losses = [e["history"][-1]["loss"] for _, e in complete if e.get("history")]
     early = []  # mean training loss over the first third of the logged steps: speed of training
-    for _, e in entries:
+    for _, e in complete:
       history = e.get("history") or []
       if history:
         third = history[:max(1, len(history) // 3)]
@@ -277,13 +303,17 @@ def summarize(record: dict) -> dict[str, dict]:
         top1_max=max(top1) if top1 else None,
         final_train_loss_mean=sum(losses) / len(losses) if losses else None,
         early_train_loss_mean=sum(early) / len(early) if early else None,
-        seconds_mean=sum(e["seconds"] for _, e in entries) / len(entries))
+        incomplete=len(entries) - len(complete),
+        last_logged_step=max((e["history"][-1]["step"] for _, e in entries if e.get("history")),
+                             default=None),
+        seconds_mean=(sum(e["seconds"] for _, e in complete) / len(complete)) if complete
+        else None)
   return summary
 
 
 def markdown_table(study: str, record: dict) -> str:
   """The study's summary as a Markdown table (what experiments/README.md shows)."""
-  rows = ["| variant | seeds | diverged | val top-1 (EMA) mean ± std [min, max] | "
+  rows = ["| variant | seeds | diverged | val top-1 (final weights) mean ± std [min, max] | "
           "train loss, first third of the logged steps | final train loss | s/run |",
           "|---|---|---|---|---|---|---|"]
   def fmt(value, digits=3):
@@ -294,9 +324,11 @@ def markdown_table(study: str, record: dict) -> str:
       top1 += f" ± {s['top1_std']:.3f}"
     if s["top1_min"] is not None and s["seeds"] > 1:
       top1 += f" [{s['top1_min']:.3f}, {s['top1_max']:.3f}]"
+    if s["incomplete"]:
+      top1 = f"incomplete ({s['incomplete']} run(s) stopped at step {s['last_logged_step']})"
     rows.append(f"| {variant} | {s['seeds']} | {s['diverged']} | {top1} | "
                 f"{fmt(s['early_train_loss_mean'])} | {fmt(s['final_train_loss_mean'])} | "
-                f"{s['seconds_mean']:.0f} |")
+                f"{fmt(s['seconds_mean'], 0)} |")
   return f"**{study}** (`{record.get('command', '')}`)\n\n" + "\n".join(rows)
 
 
@@ -317,12 +349,15 @@ def plot_study(study: str, record: dict, path: str) -> None:
       label += f" ± {s['top1_std']:.3f})" if s["top1_std"] is not None else ")"
     if s["diverged"]:
       label += f" [{s['diverged']}/{s['seeds']} diverged]"
+    if s["incomplete"]:
+      label += f" [INCOMPLETE: stopped at step {s['last_logged_step']}, no evaluation]"
     for k, (_, entry) in enumerate(entries):
       history = entry.get("history") or []
       steps = [h["step"] for h in history]
       axes[0].plot(steps, [h["loss"] for h in history], color=color, alpha=0.8,
                    label=label if k == 0 else None)
-      axes[1].plot(steps, [h["accuracy"] for h in history], color=color, alpha=0.8)
+      if all("accuracy" in h for h in history):
+        axes[1].plot(steps, [h["accuracy"] for h in history], color=color, alpha=0.8)
   axes[0].set(xlabel="step", ylabel="training loss (logged window)", title=f"{study}: loss")
   axes[1].set(xlabel="step", ylabel="training accuracy (logged window)",
               title=f"{study}: accuracy")
@@ -343,12 +378,19 @@ def main(argv=None) -> None:
                       help="comma-separated variant names to run (default: all of the study)")
   parser.add_argument("--quick", action="store_true", help="1/20 of the steps (smoke run)")
   parser.add_argument("--plot_only", action="store_true")
+  parser.add_argument("--record_incomplete", default=None, metavar="NAME=LOG",
+                      help="record a stopped run of --study from its console log, e.g. "
+                           "rf299_seed0=/tmp/rf299.log")
   parser.add_argument("--markdown", action="store_true",
                       help="print the Markdown tables of the recorded studies and exit")
   parser.add_argument("--work_dir", default="/tmp/inception_tf_reproductions")
   parser.add_argument("--results_dir", default=RESULTS_DIR)
   args = parser.parse_args(argv)
   studies = STUDIES if args.study == "all" else (args.study,)
+  if args.record_incomplete:
+    name, _, log = args.record_incomplete.partition("=")
+    record_incomplete(args.study, name, log, results_dir=args.results_dir)
+    args.plot_only = True
   if args.markdown:
     for study in studies:
       record = _load(os.path.join(args.results_dir, f"{study}.json"))
