@@ -271,7 +271,12 @@ def record_incomplete(study: str, name: str, log_path: str, *, results_dir: str)
   entry = {"config": dataclasses.asdict(config), "diverged": False, "incomplete": True,
            "top1": None, "history": history, "seconds": None, "log": os.path.basename(log_path)}
   path = os.path.join(results_dir, f"{study}.json")
-  return _add_run(path, name, entry, f"record_incomplete {name} from {os.path.basename(log_path)}")
+  variant, seed = name.rsplit("_seed", 1)
+  last = history[-1]["step"] if history else 0
+  command = (f"python experiments/reproductions/run.py --study={study} --seeds={seed}, "
+             f"--variants={variant}  (stopped at step {last}; recorded with "
+             f"--record_incomplete={name}={log_path})")
+  return _add_run(path, name, entry, command)
 
 
 def _groups(record: dict) -> dict[str, list[tuple[str, dict]]]:
