@@ -57,6 +57,7 @@ def _with_weights(model, values):
   return model
 
 
+@pytest.mark.slow
 def test_training_checkpoint_uses_ema_by_default(run, records):
   model_dir, model, raw, averaged = run
   report = _probabilities(ev.ModelSpec(checkpoint=model_dir), records)
