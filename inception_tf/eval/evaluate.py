@@ -600,7 +600,7 @@ class Evaluator:
             ("top1", result[1] / max(accumulator.count, 1)),
             ("top5", result[5] / max(accumulator.count, 1)), ("images", accumulator.count)])
     end = time.perf_counter()
-    if progress is not None:
+    if progress is not None and total_steps is None:  # an unknown target is not closed by itself
       progress.update(progress._seen_so_far, finalize=True)  # pylint: disable=protected-access
     if accumulator.count == 0:
       raise EvaluationError(f"The {self.split!r} split of {self.source!r} has no "
