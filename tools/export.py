@@ -39,7 +39,9 @@ _DATASET = flags.DEFINE_string(
     "names for 1000/1001 classes).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where to write the export.", required=True)
 _DTYPE = flags.DEFINE_enum("dtype", "float32", inference.DTYPES, "Weights/compute dtype.")
-_FOLD = flags.DEFINE_bool("fold_batch_norm", True, "Fold batch norm into the convolutions.")
+_FOLD = flags.DEFINE_bool(
+    "fold_batch_norm", False, "Fold batch norm into the convolutions (measured: not faster on "
+    "this CPU, see WORKSPACE_NOTES).")
 _TOP_K = flags.DEFINE_integer("top_k", 5, "Classes returned by serving_default.")
 _MAX_PIXELS = flags.DEFINE_integer("max_pixels", serving.DEFAULT_MAX_PIXELS,
                                    "Largest image decoded at full scale by serving_default.")

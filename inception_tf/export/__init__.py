@@ -7,7 +7,7 @@ writes
 
     exports/v3/saved_model/          signatures serving_default (encoded images -> top-k classes
                                      with names) and predict_images (float images -> logits)
-    exports/v3/model.keras           the inference model (no aux head, BN folded), no custom objects
+    exports/v3/model.keras           the inference model (no aux head), no custom objects
     exports/v3/model_float32.tflite  predict_images in TFLite, and its dynamic-range int8 twin
     exports/v3/model_dynamic_int8.tflite
     exports/v3/export_info.json      image size, preprocessing, label map, options used
@@ -85,7 +85,7 @@ def read_export_info(path: str) -> dict | None:
 
 
 def build_serving_module(model: keras.Model, *, label_map: labels_lib.LabelMap | None = None,
-                         dtype: str = "float32", fold_batch_norm: bool = True, top_k: int = 5,
+                         dtype: str = "float32", fold_batch_norm: bool = False, top_k: int = 5,
                          max_pixels: int = DEFAULT_MAX_PIXELS,
                          crop_fraction: float | None = None) -> ServingModule:
   """The serving functions of `model` (made an inference model first), without writing anything.
@@ -120,7 +120,7 @@ def build_serving_module(model: keras.Model, *, label_map: labels_lib.LabelMap |
 
 def export_model(model: keras.Model, output_dir: str, *,
                  label_map: labels_lib.LabelMap | None = None, dtype: str = "float32",
-                 fold_batch_norm: bool = True, top_k: int = 5,
+                 fold_batch_norm: bool = False, top_k: int = 5,
                  max_pixels: int = DEFAULT_MAX_PIXELS, keras_file: bool = True,
                  tflite: bool = False, overwrite: bool = False) -> ExportResult:
   """Writes the SavedModel, `.keras` file and optionally TFLite files of `model` to `output_dir`.

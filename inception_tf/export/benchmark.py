@@ -2,7 +2,7 @@
 
     python tools/benchmark.py --sections=serving --dtypes=float32,mixed_bfloat16 --batch_size=16
 
-Ours: `inception_v3` exported with `export_model` (BN folded, and for bfloat16 the bfloat16 export),
+Ours: `inception_v3` exported as `export_model` does (BN folded and not, bfloat16 for bf16 policies),
 reloaded with `tf.saved_model.load`, timed through its `predict_images` signature (float images in,
 logits and probabilities out). Theirs: `keras.applications.InceptionV3` (same architecture, Keras BN)
 called directly in a `tf.function` under the same dtype policy. The unfolded export is timed as well,

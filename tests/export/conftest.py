@@ -43,7 +43,7 @@ def export_dir(model, tmp_path_factory) -> str:
   """A float32 export (SavedModel, .keras, TFLite float32 + int8, export_info.json) of `model`."""
   from inception_tf import export  # pylint: disable=import-outside-toplevel
   path = str(tmp_path_factory.mktemp("export") / "v3")
-  export.export_model(model, path, tflite=True)
+  export.export_model(model, path, fold_batch_norm=True, tflite=True)
   return path
 
 

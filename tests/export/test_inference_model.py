@@ -38,7 +38,7 @@ def test_unfolded_inference_model_is_the_model_without_aux_and_dropout(model, im
 
 
 def test_folded_model_has_no_batch_norm_and_the_same_logits(model, images, reference_logits):
-  folded = inference.make_inference_model(model)
+  folded = inference.make_inference_model(model, fold_batch_norm=True)
   assert not [layer for layer in folded.layers
               if isinstance(layer, keras.layers.BatchNormalization)]
   convs = [layer for layer in folded.layers if isinstance(layer, keras.layers.Conv2D)]
@@ -56,14 +56,14 @@ def test_fold_weights_match_batch_norm_math():
   bn.set_weights([rng.uniform(0.5, 2, 6), rng.normal(size=6), rng.normal(size=6),
                   rng.uniform(0.1, 3, 6)])
   x = rng.normal(size=(2, 9, 9, 4)).astype(np.float32)
-  folded = inference.make_inference_model(model)
+  folded = inference.make_inference_model(model, fold_batch_norm=True)
   assert [layer.name for layer in folded.layers if isinstance(layer, keras.layers.Conv2D)] == [
       "conv"]
   np.testing.assert_allclose(folded(x)["logits"], model(x, training=False)["logits"], atol=1e-5)
 
 
 def test_bfloat16_export_keeps_the_classifier_in_float32(model, images, reference_logits):
-  bf16 = inference.make_inference_model(model, dtype="bfloat16")
+  bf16 = inference.make_inference_model(model, dtype="bfloat16", fold_batch_norm=True)
   dtypes = {v.path.split("/")[0]: v.dtype for v in bf16.weights}
   assert dtypes["Conv2d_1a_3x3"] == "bfloat16"
   assert dtypes["Logits.Conv2d_1c_1x1"] == "float32"
