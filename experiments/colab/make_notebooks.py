@@ -18,7 +18,8 @@ import nbformat
 from nbformat import v4
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPOSITORY = "https://github.com/inception-tf/inception_tf"  # where the package is published
+# The package is not on PyPI: the notebooks install it from the user's copy of this repository.
+REPOSITORY = "git+https://HOST/OWNER/inception_tf"  # replace with your clone's URL (or a path)
 
 COLAB_METADATA = {
     "accelerator": "TPU",
@@ -43,6 +44,9 @@ INSTALL = _code('''
 # Install the package from the repository (Colab / a fresh TPU VM). Skipped when it is importable.
 import importlib.util, subprocess, sys
 if INSTALL_FROM is not None and importlib.util.find_spec("inception_tf") is None:
+  if "HOST/OWNER" in INSTALL_FROM:
+    raise ValueError("Set INSTALL_FROM (parameters cell) to your copy of the inception_tf repository, "
+                     "e.g. 'git+https://github.com/<you>/inception_tf' or a local path.")
   subprocess.run([sys.executable, "-m", "pip", "install", "-q", INSTALL_FROM], check=True)
 import inception_tf
 print("inception_tf from", inception_tf.__file__)
@@ -66,7 +70,7 @@ For a paper row use the values of its flag file in `experiments/` (see `experime
 '''),
       _code('''
 # Parameters (papermill / the test override these).
-INSTALL_FROM = "git+''' + REPOSITORY + '''"  # pip spec of the package; None: already installed
+INSTALL_FROM = "''' + REPOSITORY + '''"  # pip spec of your copy of the repo; None: installed
 DATA_DIR = None            # "gs://BUCKET/imagenet" (TFRecords), or None: built-in digits data
 MODEL_DIR = "/tmp/inception_tf_colab/run"  # "gs://BUCKET/runs/v3" on a TPU
 EXPORT_DIR = "/tmp/inception_tf_colab/export"
@@ -173,13 +177,7 @@ source = DATA_DIR or data.default_dataset.digits_data_dir()
 num_classes = config.num_classes or data.dataset_info(source).num_classes
 model = export.load_model(model_name=config.model, checkpoint=MODEL_DIR, num_classes=num_classes,
                           image_size=IMAGE_SIZE, **config.model_options)
-try:
-  label_map = export.label_map_for_dataset(source, num_classes)
-except ValueError:  # a manifest that already lists its background class (the built-in digits)
-  from inception_tf import labels
-  names = list(data.dataset_info(source).class_names)
-  label_map = labels.label_map_from_names(names, num_classes=num_classes,
-                                          labels_offset=num_classes - len(names))
+label_map = export.label_map_for_dataset(source, num_classes)
 exported = export.export_model(model, EXPORT_DIR, label_map=label_map, overwrite=True)
 print("SavedModel:", exported.saved_model)
 '''),
@@ -213,7 +211,7 @@ a verified `.keras` file with `inception_tf.convert.convert_slim_checkpoint` (th
 '''),
       _code('''
 # Parameters (papermill / the test override these).
-INSTALL_FROM = "git+''' + REPOSITORY + '''"  # pip spec of the package; None: already installed
+INSTALL_FROM = "''' + REPOSITORY + '''"  # pip spec of your copy of the repo; None: installed
 SLIM_CHECKPOINT = "inception_v3.ckpt"   # TF-slim checkpoint prefix (or its directory)
 MODEL = "inception_v3"
 MODEL_OPTIONS = {}                      # e.g. {"depth_multiplier": 0.5} for a thinned checkpoint

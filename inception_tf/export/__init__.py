@@ -64,7 +64,8 @@ def label_map_for_dataset(source: str, num_classes: int) -> labels_lib.LabelMap:
   """
   from inception_tf import data  # pylint: disable=import-outside-toplevel
   info = data.dataset_info(source)
-  names = list(info.class_names)
+  # `class_names` is indexed by label: its first `labels_offset` entries are the background.
+  names = list(info.class_names)[info.labels_offset:]
   if num_classes in (1000, 1001) and len(names) == 1000:
     imagenet = labels_lib.imagenet_label_map(1000)
     if names == list(imagenet.ids):
