@@ -295,8 +295,31 @@ def models_section(config: BenchmarkConfig) -> Iterable[Measurement]:
 # --- Sections over other parts' benchmark functions (imported when the section runs). ---
 
 
+def keras_fit_images_per_second(name: str, dtype: str, config: BenchmarkConfig) -> float:
+  """Training images/s of the keras.applications peer under `model.fit` (label-smoothed
+  cross-entropy, RMSprop), synthetic data, after `config.warmup` untimed steps."""
+  model = _peer_model(name, 1000, dtype)
+  model.compile(
+      optimizer=keras.optimizers.RMSprop(0.045, rho=0.9, momentum=0.9, epsilon=1.0),
+      loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1),
+      jit_compile=config.jit_compile)
+  size = _PEERS[name][1]
+  rng = np.random.default_rng(0)
+  images = rng.uniform(-1, 1, (config.batch_size, size, size, 3)).astype(np.float32)
+  labels = np.eye(1000, dtype=np.float32)[rng.integers(0, 1000, (config.batch_size,))]
+  dataset = tf.data.Dataset.from_tensors((images, labels)).repeat()
+  model.fit(dataset, steps_per_epoch=max(config.warmup, 1), epochs=1, verbose=0)
+  start = time.perf_counter()
+  model.fit(dataset, steps_per_epoch=config.iterations, epochs=1, verbose=0)
+  seconds = time.perf_counter() - start
+  del model
+  keras.backend.clear_session()
+  return config.iterations * config.batch_size / seconds
+
+
 @register_section("train", description="the trainer's full-paper step (aux loss, label "
-                  "smoothing, weight decay, clipping, TF1 RMSProp, EMA), synthetic data, 1 device")
+                  "smoothing, weight decay, clipping, TF1 RMSProp, EMA) vs keras.applications' "
+                  "model.fit (no aux head, label smoothing, RMSprop), synthetic data, 1 device")
 def train_section(config: BenchmarkConfig) -> Iterable[Measurement]:
   from inception_tf.train import loop  # pylint: disable=import-outside-toplevel
   for name in config.models:
@@ -304,8 +327,10 @@ def train_section(config: BenchmarkConfig) -> Iterable[Measurement]:
       result = loop.benchmark_train_step(
           name, batch_size=config.batch_size, precision=dtype, steps=config.iterations,
           warmup_steps=config.warmup, jit_compile=config.jit_compile)
+      theirs = (keras_fit_images_per_second(name, dtype, config) if name in _PEERS else None)
       yield Measurement("train", f"{name} paper step {dtype} b{config.batch_size}",
-                        ours=result["images_per_second"], theirs=None)
+                        ours=result["images_per_second"], theirs=theirs,
+                        peer=f"keras.applications.{_PEERS[name][0]}.fit" if name in _PEERS else "")
 
 
 @register_section("eval", description="144-crop evaluation vs single-crop throughput / 144 "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import nbformat
 import numpy as np
 import pytest
@@ -131,9 +132,11 @@ def test_pretrained_inference_notebook_converts_and_classifies(tmp_path):
   assert os.path.isfile(tmp_path / "converted.keras")
   # Top-5 lines carry ImageNet names (the package's label map), for each of the three photos.
   from inception_tf import labels  # pylint: disable=import-outside-toplevel
-  names = set(labels.imagenet_label_map(1001).names)
-  found = [name for name in names if name in text and len(name) > 6]
-  assert len(found) >= 5, text[-3000:]
+  label_map = labels.imagenet_label_map(1001)
+  rows = re.findall(r"^\s*\d\.\s+[\d.]+%\s+\[\s*(\d+)\]\s+(.+)$", text, re.M)
+  assert len(rows) == 3 * 5, text[-3000:]
+  for index, shown in rows:
+    assert shown.strip() == label_map.display_name(int(index)), (index, shown)
   for photo in ("astronaut", "chelsea", "coffee"):
     assert photo in text
   assert _images(notebook) >= 1  # the photos with their top-5

@@ -44,12 +44,15 @@ def test_quickstart_run_with_three_protocols(run_dir, tmp_path):
   with open(output) as f:
     report = json.load(f)
   member = report["models"][0]
+  quickstart = train.quickstart()
   assert (member["name"], member["step"], member["ema_used"], member["image_size"]) == (
-      "inception_v3", STEPS, True, 75)
-  assert member["options"] == {"depth_multiplier": 0.25}
+      quickstart.model, STEPS, True, quickstart.image_size)
+  assert member["options"] == dict(quickstart.model_options)
   assert report["num_examples"] == EXAMPLES
   assert report["data"]["num_classes"] == 11 and report["data"]["labels_offset"] == 1
-  assert report["scales"] == {"75": [86]}
+  # 12 crops: one scale, the shorter side resized to 256/224 of the input size.
+  size = quickstart.image_size
+  assert report["scales"] == {str(size): [round(256 * size / 224)]}
   for crops in (1, 144):
     report = ev.evaluate(ev.ModelSpec(checkpoint=run_dir), crops=crops, max_examples=EXAMPLES,
                          batch_size=3, verbose=0)

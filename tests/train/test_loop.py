@@ -99,8 +99,8 @@ def test_corrupt_newest_checkpoint_falls_back_to_previous(tmp_path):
 def test_jit_compiled_mixed_bfloat16_step_reduces_loss():
   config = config_lib.TrainConfig(
       model="inception_v3", model_options={"depth_multiplier": 0.1}, image_size=75,
-      precision="mixed_bfloat16", jit_compile=True, train_batch_size=8, learning_rate=0.02,
-      learning_rate_batch_size=8, train_steps=8, ema_decay=0.99)
+      precision="mixed_bfloat16", jit_compile=True, train_batch_size=8, optimizer="adam",
+      learning_rate=1e-3, epsilon=1e-7, learning_rate_batch_size=8, train_steps=8, ema_decay=0.99)
   strategy = distribute.get_strategy("default")
   trainer = loop.Trainer(config, strategy, num_classes=5, num_train_examples=800, image_size=75)
   assert trainer.jit_compile
