@@ -2,7 +2,7 @@
 
 The class order is the one tfds ships (`tensorflow_datasets/datasets/imagenet2012/labels.txt`, the
 sorted synset ids), which is also TF-slim's: label `i + 1` is `labels.txt` line `i`, 0 is background.
-Class names come from `ilsvrc2012_classes.tsv` shipped in this package.
+Class names come from `inception_tf/labels/ilsvrc2012_classes.tsv` (one copy in the package).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from typing import Optional
 import tensorflow as tf
 
 SYNSET_PATTERN = re.compile(r"^n\d{8}$")
-_CLASSES_TSV = os.path.join(os.path.dirname(__file__), "ilsvrc2012_classes.tsv")
 
 
 def _tfds_imagenet_file(name: str) -> str:
@@ -42,14 +41,9 @@ def imagenet_synsets() -> tuple[str, ...]:
 @functools.lru_cache(maxsize=None)
 def imagenet_class_texts() -> dict[str, str]:
   """synset id -> human-readable class name (e.g. `n01440764` -> `tench, Tinca tinca`)."""
-  texts = {}
-  with open(_CLASSES_TSV) as f:
-    for line in f:
-      if line.startswith("#") or not line.strip():
-        continue
-      _, synset, text = line.rstrip("\n").split("\t")
-      texts[synset] = text
-  return texts
+  from inception_tf import labels  # pylint: disable=g-import-not-at-top
+  imagenet = labels.imagenet_label_map(1000)
+  return dict(zip(imagenet.ids, imagenet.names))
 
 
 def default_validation_labels_file() -> str:
