@@ -5,7 +5,6 @@
         [--use_ema] [--num_classes=N] [--image_size=S] [--model_options=depth_multiplier=0.5]
 """
 
-import ast
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -15,6 +14,7 @@ from absl import flags  # noqa: E402
 
 from inception_tf import convert  # noqa: E402
 from inception_tf.models import list_models  # noqa: E402
+from inception_tf.models import parse_model_options  # noqa: E402
 
 _MODEL = flags.DEFINE_string("model", None, "Registered model name, e.g. inception_v4.")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Checkpoint prefix, file or directory.")
@@ -32,17 +32,11 @@ _MODEL_OPTIONS = flags.DEFINE_list("model_options", [],
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing output file.")
 
 
-def _parse_options(items):
-  options = {}
-  for item in items:
-    key, sep, value = item.partition("=")
-    if not sep:
-      raise app.UsageError(f"--model_options entries are key=value, got {item!r}.")
-    try:
-      options[key.strip()] = ast.literal_eval(value.strip())
-    except (ValueError, SyntaxError):
-      options[key.strip()] = value.strip()
-  return options
+def _parse_options(items) -> dict:
+  try:
+    return parse_model_options(items)
+  except ValueError as error:
+    raise app.UsageError(f"--model_options: {error}") from error
 
 
 def main(argv):

@@ -22,7 +22,6 @@ this file maps them onto `inception_tf.train.TrainConfig` and calls `train_and_e
 
 from __future__ import annotations
 
-import ast
 import datetime
 import os
 
@@ -112,16 +111,11 @@ _DIRECT = (
 
 
 def _parse_options(items) -> dict:
-  options = {}
-  for item in items or ():
-    key, sep, value = item.partition("=")
-    if not sep or not key.strip():
-      raise app.UsageError(f"--model_options entries must be key=value; got {item!r}.")
-    try:
-      options[key.strip()] = ast.literal_eval(value.strip())
-    except (ValueError, SyntaxError):
-      options[key.strip()] = value.strip()
-  return options
+  from inception_tf.models import parse_model_options  # pylint: disable=import-outside-toplevel
+  try:
+    return parse_model_options(items)
+  except ValueError as error:
+    raise app.UsageError(f"--model_options: {error}") from error
 
 
 def config_from_flags():

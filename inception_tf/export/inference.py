@@ -20,13 +20,12 @@ custom objects. Weights are copied by layer name, never by position.
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Sequence
 import keras
 import numpy as np
 
 from inception_tf.models import registry
+from inception_tf.models.registry import parse_model_options  # re-exported for the tools
 
 DTYPES = ("float32", "bfloat16")
 CHECKPOINT_FORMATS = ("auto", "ours", "slim")
@@ -246,26 +245,6 @@ def load_model(*, keras_file: str | None = None, model_name: str | None = None,
     from inception_tf.train import checkpointing  # pylint: disable=import-outside-toplevel
     checkpointing.restore_for_inference(model, checkpoint, use_ema=use_ema)
   return model
-
-
-def parse_model_options(pairs: Sequence[str]) -> dict:
-  """["depth_multiplier=0.5", "layout=paper"] -> {"depth_multiplier": 0.5, "layout": "paper"}.
-
-  Values are read as JSON when they parse (numbers, true/false), else kept as strings.
-
-  Raises:
-    ValueError: an entry without "=".
-  """
-  options = {}
-  for pair in pairs:
-    if "=" not in pair:
-      raise ValueError(f"Model options are key=value, got {pair!r}.")
-    key, value = pair.split("=", 1)
-    try:
-      options[key.strip()] = json.loads(value)
-    except json.JSONDecodeError:
-      options[key.strip()] = value
-  return options
 
 
 def model_facts(model: keras.Model) -> dict:

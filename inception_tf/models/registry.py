@@ -16,6 +16,7 @@ otherwise the feature map (pooled per `pooling`, as keras.applications).
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import inspect
 from typing import Callable
@@ -156,6 +157,42 @@ def create_model(name: str,
                       dropout_keep_prob=dropout_keep_prob, batch_norm=batch_norm, **options)
   finally:
     keras.config.set_dtype_policy(previous_policy)
+
+
+def parse_model_options(pairs) -> dict:
+  """Family options from command-line `key=value` strings, e.g. `--model_options=...`.
+
+  `["depth_multiplier=0.5", "layout=paper", "aux_batch_norm=true", "receptive_field=79"]` ->
+  `{"depth_multiplier": 0.5, "layout": "paper", "aux_batch_norm": True, "receptive_field": 79}`.
+  Values are Python literals (numbers, True/False/None, tuples); `true`/`false`/`none` in any case
+  are accepted too; anything else stays a string. `create_model` then rejects unknown keys.
+
+  Args:
+    pairs: iterable of "key=value" strings (None or empty: no options).
+
+  Returns:
+    {key: value}.
+
+  Raises:
+    ValueError: an entry without "=" or with an empty key, or a key given twice.
+  """
+  options = {}
+  for pair in pairs or ():
+    key, sep, text = str(pair).partition("=")
+    key, text = key.strip(), text.strip()
+    if not sep or not key:
+      raise ValueError(f"Model options are key=value (e.g. depth_multiplier=0.5); got {pair!r}.")
+    if key in options:
+      raise ValueError(f"Model option {key!r} is given twice ({pairs!r}).")
+    keywords = {"true": True, "false": False, "none": None}
+    if text.lower() in keywords:
+      options[key] = keywords[text.lower()]
+      continue
+    try:
+      options[key] = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      options[key] = text
+  return options
 
 
 def endpoint_layer_name(model: keras.Model, endpoint: str) -> str:
