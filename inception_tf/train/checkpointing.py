@@ -84,6 +84,11 @@ def latest_valid_checkpoint(directory: str) -> str | None:
   return None
 
 
+def _first_line(error: BaseException) -> str:
+  text = str(error).strip()
+  return text.splitlines()[0][:400] if text else type(error).__name__
+
+
 class CheckpointWriter:
   """Saves every N steps / at the end, keeps the last few; only the chief keeps its files.
 
@@ -106,7 +111,15 @@ class CheckpointWriter:
     prefix = latest_valid_checkpoint(self.model_dir)
     if prefix is None:
       return None
-    self.checkpoint.restore(prefix).assert_existing_objects_matched()
+    try:
+      self.checkpoint.restore(prefix).assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as error:
+      raise ValueError(
+          f"Cannot resume from {prefix!r}: it was written by a run with another recipe (model, "
+          "num_classes, optimizer, EMA or precision differ) than the one given now. Train into a "
+          "new --model_dir, or delete this one to start over, or rerun with the recipe that wrote "
+          f"it (see {os.path.join(self.model_dir, 'results.json')} when that run finished). "
+          f"TensorFlow said: {_first_line(error)}") from error
     return prefix
 
   def save(self, step: int) -> str | None:
