@@ -9,17 +9,12 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from inception_tf.train import checkpointing  # noqa: E402
-from inception_tf.train import config as config_lib  # noqa: E402
 from inception_tf.train import loop  # noqa: E402
 from tests.train import tiny  # noqa: E402
 
 
 def _config(**changes):
-  base = dict(model="tiny", image_size=8, train_batch_size=8, eval_batch_size=10, train_steps=8,
-              learning_rate=0.05, learning_rate_batch_size=8, checkpoint_every_steps=8,
-              log_every_steps=4, steps_per_execution=4, summary_images=0, ema_decay=0.8)
-  base.update(changes)
-  return config_lib.TrainConfig(**base)
+  return tiny.tiny_config(**{"train_steps": 8, "summary_images": 0, **changes})
 
 
 @pytest.mark.parametrize("first, changes", [({}, dict(optimizer="adam", epsilon=1e-7)),

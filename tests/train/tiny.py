@@ -7,10 +7,22 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from inception_tf.train import config as config_lib
 from inception_tf.train import loop
 
 IMAGE_SIZE = 8
 NUM_CLASSES = 4
+
+
+def tiny_config(**changes) -> config_lib.TrainConfig:
+  """A TrainConfig for `tiny_model_fn` on `in_memory_datasets`: 16 steps of 8, checkpoints every 8,
+  logs every 4, EMA 0.8; `changes` override any field."""
+  base = dict(model="tiny", image_size=IMAGE_SIZE, train_batch_size=8, eval_batch_size=10,
+              train_steps=16, learning_rate=0.05, learning_rate_batch_size=8,
+              checkpoint_every_steps=8, log_every_steps=4, steps_per_execution=4,
+              summary_images=2, ema_decay=0.8)
+  base.update(changes)
+  return config_lib.TrainConfig(**base)
 
 
 def tiny_model_fn(config, num_classes, image_size, *, batch_norm=True, dropout=True, aux=True):
