@@ -13,6 +13,10 @@ Training streams, per input pipeline:
     -> parallel parse + decode + Inception train preprocessing (stateless, seeded per example)
     -> skip undecodable -> batch(drop_remainder) -> prefetch
 
+With `color_distortion_on_device=True` the train preprocessing stops after the crop, flip and
+resize and yields uint8 batches; the step applies `preprocessing.distort_color_batch` (TPU style:
+the per-pixel colour work runs batched on the accelerator, the host sends 4x fewer bytes).
+
 Each epoch is shuffled with a seed derived from `(seed, epoch)` and every example is augmented with
 the seed `(seed, pipeline, position in the stream)`. With `deterministic=True` the stream is
 therefore a pure function of `seed`, and `skip_batches=k` resumes it exactly at batch `k`: whole
@@ -242,7 +246,8 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
                  skip_batches: int = 0, preprocessing: str = "inception", fast_mode: bool = False,
                  shuffle_buffer_size: int = DEFAULT_SHUFFLE_BUFFER,
                  central_fraction: float = preprocessing_lib.CENTRAL_FRACTION,
-                 with_filenames: bool = False) -> tf.data.Dataset:
+                 with_filenames: bool = False,
+                 color_distortion_on_device: bool = False) -> tf.data.Dataset:
   """The train or eval `tf.data.Dataset` of one input pipeline.
 
   Args:
@@ -257,7 +262,8 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
     seed: seed of the shuffles and augmentations; None draws one at random.
     deterministic: make the element order a pure function of `seed` (0 when None).
     cache: cache the serialized records in memory (small datasets).
-    dtype: image dtype, e.g. `tf.bfloat16` on TPUs.
+    dtype: image dtype, e.g. `tf.bfloat16` on TPUs (not used for the uint8 training images of
+      `color_distortion_on_device`).
     num_epochs: training epochs (None: forever); eval: passes (None: one).
     skip_batches: training batches to skip (resuming at step `skip_batches`): with
       `deterministic=True` and the same seed, the resumed stream equals the uninterrupted one
@@ -269,10 +275,16 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
     shuffle_buffer_size: record shuffle buffer of a training stream.
     central_fraction: eval central crop fraction.
     with_filenames: add `"filenames"` (string [B]) to every element.
+    color_distortion_on_device: training only, Inception preprocessing only: the TPU-style split.
+      The host does only the crop (fused decode-and-crop), flip and resize and yields uint8
+      images in 0..255 (`preprocessing.preprocess_for_train_uint8`); the training step MUST then
+      call `preprocessing.distort_color_batch(images, seed, fast_mode=fast_mode)` on each batch,
+      which applies slim's colour distortion and the [-1, 1] scaling on the accelerator (the
+      trainer does with `TrainConfig.color_distortion_on_device`).
 
   Returns:
-    Training: `{"images": dtype [B, H, W, 3] in [-1, 1] ("vgg": mean-subtracted),
-    "labels": int32 [B]}` batches with a static batch size. Eval: the same plus `"mask"`:
+    Training: `{"images": dtype [B, H, W, 3] in [-1, 1] ("vgg": mean-subtracted; uint8 0..255
+    with `color_distortion_on_device`), "labels": int32 [B]}` batches with a static batch size. Eval: the same plus `"mask"`:
     float32 [B], 1 for real examples, 0 for padding (the end of the last batch, and whole padding
     batches that equalise the number of batches across pipelines and replicas).
 
@@ -292,6 +304,10 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
     raise ValueError(f"skip_batches must be an int >= 0; got {skip_batches!r}.")
   if skip_batches and not is_training:
     raise ValueError("skip_batches only applies to training streams (is_training=True).")
+  if color_distortion_on_device and (not is_training or preprocessing != "inception"):
+    raise ValueError("color_distortion_on_device only applies to training streams with Inception "
+                     f"preprocessing; got is_training={is_training}, "
+                     f"preprocessing={preprocessing!r}.")
   dtype = tf.dtypes.as_dtype(dtype)
   if not dtype.is_floating:
     raise ValueError(f"dtype must be a float dtype (float32, bfloat16, float16); got {dtype!r}.")
@@ -321,11 +337,17 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
       if preprocessing == "vgg":
         image = preprocessing_lib.preprocess_vgg_for_train(example["image_bytes"], height, width,
                                                            seed=example_seed)
+      elif color_distortion_on_device:  # uint8, colour distortion left to the training step
+        image = preprocessing_lib.preprocess_for_train_uint8(
+            example["image_bytes"], height, width, example["bbox"], fast_mode=fast_mode,
+            seed=example_seed)
       else:
         image = preprocessing_lib.preprocess_for_train(example["image_bytes"], height, width,
                                                        example["bbox"], fast_mode=fast_mode,
                                                        seed=example_seed)
-      out = {"images": tf.cast(image, dtype), "labels": example["label"]}
+      if not color_distortion_on_device:
+        image = tf.cast(image, dtype)
+      out = {"images": image, "labels": example["label"]}
       if with_filenames:
         out["filenames"] = example["filename"]
       return out

@@ -14,6 +14,12 @@
   is decoded (`decode_and_crop_jpeg`). All randomness uses stateless ops, so a given `seed` gives
   the same output eagerly, in a `tf.function` and inside `tf.data`.
 
+TPU-style split (`make_dataset(..., color_distortion_on_device=True)`): the host runs only
+`preprocess_for_train_uint8` (crop-decode, flip, resize, round to uint8) and the training step runs
+`distort_color_batch` on the whole batch on the accelerator: per image the same distributions and
+orders as `distort_color`, equal to the tf.image adjustments in slim's order to float rounding,
+vectorised at the cost of one ordering.
+
 Inputs may be encoded bytes (JPEG, PNG, GIF, BMP) or images `[H, W, C]` with C in {1, 2, 3, 4}
 (gray is replicated to RGB, alpha dropped), uint8/uint16 (scaled to [0, 1]) or float (assumed to be
 in [0, 1], as slim), of any size.
@@ -233,39 +239,17 @@ def _crop_window(image_shape: tf.Tensor, bbox: tf.Tensor, seed: tf.Tensor, *,
   return begin, size
 
 
-def preprocess_for_train(image_bytes_or_image: _TensorLike, height: int, width: int,
-                         bbox: Optional[tf.Tensor] = None, *, fast_mode: bool = False, seed=None,
-                         min_object_covered: float = MIN_OBJECT_COVERED,
-                         aspect_ratio_range: Sequence[float] = ASPECT_RATIO_RANGE,
-                         area_range: Sequence[float] = AREA_RANGE,
-                         max_attempts: int = MAX_ATTEMPTS, random_flip: bool = True,
-                         color_distortion: bool = True) -> tf.Tensor:
-  """TF-slim's Inception train preprocessing.
-
-  Args:
-    image_bytes_or_image: encoded bytes (JPEG bytes take the fused decode-and-crop path) or an
-      image `[H, W, C]`, C in 1..4, uint8/uint16 or float in [0, 1].
-    height: output height.
-    width: output width.
-    bbox: float `[1, num_boxes, 4]` (or `[num_boxes, 4]`) boxes `(ymin, xmin, ymax, xmax)` in [0, 1];
-      None or no boxes: the whole image.
-    fast_mode: bilinear resize only and the cheaper colour distortion (slim's `fast_mode`).
-    seed: None (random), an int or a shape [2] integer tensor. Equal seeds give equal outputs.
-    min_object_covered: see `tf.image.sample_distorted_bounding_box`.
-    aspect_ratio_range: allowed crop aspect ratios (width / height).
-    area_range: allowed crop areas as fractions of the image.
-    max_attempts: crop sampling attempts before falling back to the whole image.
-    random_flip: random left-right flip.
-    color_distortion: apply `distort_color`.
+def _train_crop_flip_resize(image_bytes_or_image: _TensorLike, height: int, width: int,
+                            bbox: Optional[tf.Tensor], *, seeds: tf.Tensor, fast_mode: bool,
+                            random_flip: bool, **window_kwargs) -> tuple[tf.Tensor, float]:
+  """The geometric half of slim's train path: crop (fused decode-and-crop for JPEG bytes), flip,
+  resize with a random method (bilinear in fast mode).
 
   Returns:
-    float32 `[height, width, 3]` in [-1, 1].
-
-  Raises:
-    ValueError: for a bad size, seed, box shape or channel count.
+    `(image, scale)`: float32 `[height, width, 3]` in the crop's own range (0..255 for uint8
+    crops) and the factor that maps it to [0, 1].
   """
   _check_size(height, width)
-  seeds = _seeds(seed)
   if bbox is None:
     bbox = tf.constant([[[0.0, 0.0, 1.0, 1.0]]])
   bbox = tf.cast(tf.convert_to_tensor(bbox), tf.float32)
@@ -273,8 +257,6 @@ def preprocess_for_train(image_bytes_or_image: _TensorLike, height: int, width: 
     bbox = bbox[tf.newaxis]
   if bbox.shape.rank != 3 or bbox.shape[-1] not in (4, None):
     raise ValueError(f"bbox must be [1, num_boxes, 4] (ymin, xmin, ymax, xmax); got {bbox.shape}.")
-  window_kwargs = dict(min_object_covered=min_object_covered, aspect_ratio_range=aspect_ratio_range,
-                       area_range=area_range, max_attempts=max_attempts)
 
   image = tf.convert_to_tensor(image_bytes_or_image)
   if image.dtype == tf.string:
@@ -310,12 +292,282 @@ def preprocess_for_train(image_bytes_or_image: _TensorLike, height: int, width: 
         _random_index(seeds[1], len(_TRAIN_RESIZE_METHODS)),
         [lambda m=m: tf.cast(tf.image.resize(crop, size, method=m), tf.float32)
          for m in _TRAIN_RESIZE_METHODS])
-  image = tf.ensure_shape(tf.cast(image, tf.float32) * scale, [height, width, 3])
+  return tf.ensure_shape(tf.cast(image, tf.float32), [height, width, 3]), scale
+
+
+def preprocess_for_train(image_bytes_or_image: _TensorLike, height: int, width: int,
+                         bbox: Optional[tf.Tensor] = None, *, fast_mode: bool = False, seed=None,
+                         min_object_covered: float = MIN_OBJECT_COVERED,
+                         aspect_ratio_range: Sequence[float] = ASPECT_RATIO_RANGE,
+                         area_range: Sequence[float] = AREA_RANGE,
+                         max_attempts: int = MAX_ATTEMPTS, random_flip: bool = True,
+                         color_distortion: bool = True) -> tf.Tensor:
+  """TF-slim's Inception train preprocessing.
+
+  Args:
+    image_bytes_or_image: encoded bytes (JPEG bytes take the fused decode-and-crop path) or an
+      image `[H, W, C]`, C in 1..4, uint8/uint16 or float in [0, 1].
+    height: output height.
+    width: output width.
+    bbox: float `[1, num_boxes, 4]` (or `[num_boxes, 4]`) boxes `(ymin, xmin, ymax, xmax)` in [0, 1];
+      None or no boxes: the whole image.
+    fast_mode: bilinear resize only and the cheaper colour distortion (slim's `fast_mode`).
+    seed: None (random), an int or a shape [2] integer tensor. Equal seeds give equal outputs.
+    min_object_covered: see `tf.image.sample_distorted_bounding_box`.
+    aspect_ratio_range: allowed crop aspect ratios (width / height).
+    area_range: allowed crop areas as fractions of the image.
+    max_attempts: crop sampling attempts before falling back to the whole image.
+    random_flip: random left-right flip.
+    color_distortion: apply `distort_color`.
+
+  Returns:
+    float32 `[height, width, 3]` in [-1, 1].
+
+  Raises:
+    ValueError: for a bad size, seed, box shape or channel count.
+  """
+  seeds = _seeds(seed)
+  image, scale = _train_crop_flip_resize(
+      image_bytes_or_image, height, width, bbox, seeds=seeds, fast_mode=fast_mode,
+      random_flip=random_flip, min_object_covered=min_object_covered,
+      aspect_ratio_range=aspect_ratio_range, area_range=area_range, max_attempts=max_attempts)
+  image = image * scale
   if color_distortion:
     image = distort_color(image, seeds=seeds, fast_mode=fast_mode)
   else:
     image = tf.clip_by_value(image, 0.0, 1.0)
   return (image - 0.5) * 2.0
+
+
+def preprocess_for_train_uint8(image_bytes_or_image: _TensorLike, height: int, width: int,
+                               bbox: Optional[tf.Tensor] = None, *, fast_mode: bool = False,
+                               seed=None, min_object_covered: float = MIN_OBJECT_COVERED,
+                               aspect_ratio_range: Sequence[float] = ASPECT_RATIO_RANGE,
+                               area_range: Sequence[float] = AREA_RANGE,
+                               max_attempts: int = MAX_ATTEMPTS,
+                               random_flip: bool = True) -> tf.Tensor:
+  """The host half of the train preprocessing when the colour distortion runs on the accelerator.
+
+  TPU input pipelines keep the host's per-image work minimal: the same crop (fused
+  decode-and-crop for JPEG), flip and random-method resize as `preprocess_for_train` with the same
+  `seed`, rounded and saturated to uint8 (4x fewer bytes to batch and transfer than float32). No
+  colour distortion and no [-1, 1] scaling: the training step applies `distort_color_batch` to
+  the batch, which does both.
+
+  Args: as `preprocess_for_train` (without `color_distortion`).
+
+  Returns:
+    uint8 `[height, width, 3]`; `image / 255` equals the pre-distortion image of
+    `preprocess_for_train` with the same seed within 1/255 (rounding).
+
+  Raises:
+    ValueError: for a bad size, seed, box shape or channel count.
+  """
+  seeds = _seeds(seed)
+  image, scale = _train_crop_flip_resize(
+      image_bytes_or_image, height, width, bbox, seeds=seeds, fast_mode=fast_mode,
+      random_flip=random_flip, min_object_covered=min_object_covered,
+      aspect_ratio_range=aspect_ratio_range, area_range=area_range, max_attempts=max_attempts)
+  if scale != 1.0 / 255.0:  # not a uint8 crop: bring it to 0..255 first
+    image = image * (scale * 255.0)
+  # Bicubic overshoots [0, 255]: saturate (the float path clips to [0, 1] likewise).
+  return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+
+
+# Colour distortion of a batch, on the accelerator ------------------------------------------------
+#
+# Brightness (x + d) and contrast ((x - m) * c + m, m = the image's per-channel mean) commute and
+# compose into one affine step y = x * c + (m * (1 - c) + d). Saturation (s * f clipped to [0, 1])
+# and hue ((h + dh) mod 1) commute in HSV and compose into one HSV round trip, written with
+# (hue, min, max) per pixel rather than (h, s, v): AdjustHue rotates the hue keeping min and max
+# even where max <= 0 (possible after contrast/brightness), which `hsv_to_rgb` cannot represent
+# (measured: up to 0.11 off with tf.image.hsv_to_rgb; exact to float rounding this way). Each of slim's
+# orders is then AFFINE1 -> HSV1 -> AFFINE2 -> HSV2 with identity parameters where an op is absent:
+# every image of a batch runs the same 4 steps (2 HSV round trips, the cost of ONE ordering) with
+# its own parameters. Per slot, the ops present: B(rightness), C(ontrast), S(aturation), H(ue).
+_ORDERS = (  # (AFFINE1, HSV1, AFFINE2, HSV2) for slim's 4 orderings
+    ("B", "SH", "C", ""),  # 0: brightness, saturation, hue, contrast
+    ("", "S", "BC", "H"),  # 1: saturation, brightness, contrast, hue
+    ("C", "H", "B", "S"),  # 2: contrast, hue, brightness, saturation
+    ("", "HS", "CB", ""),  # 3: hue, saturation, contrast, brightness
+)
+_FAST_ORDERS = (  # fast mode: 0: brightness, saturation; 1: saturation, brightness
+    ("B", "S", "", ""),
+    ("", "S", "B", ""),
+)
+
+
+def _order_table(fast_mode: bool, op: str) -> tf.Tensor:
+  """bool `[num_orders, 4]`: whether `op` is present in each slot of each order."""
+  orders = _FAST_ORDERS if fast_mode else _ORDERS
+  return tf.constant([[op in slot for slot in order] for order in orders], tf.bool)
+
+
+def _fmix32(h: tf.Tensor) -> tf.Tensor:
+  """MurmurHash3's 32-bit finaliser (a bijective avalanche mix) on uint32 tensors."""
+  h = tf.bitwise.bitwise_xor(h, tf.bitwise.right_shift(h, 16))
+  h = h * tf.constant(0x85EBCA6B, tf.uint32)
+  h = tf.bitwise.bitwise_xor(h, tf.bitwise.right_shift(h, 13))
+  h = h * tf.constant(0xC2B2AE35, tf.uint32)
+  return tf.bitwise.bitwise_xor(h, tf.bitwise.right_shift(h, 16))
+
+
+def _hash_uniform(seed, num_streams: int, count) -> tf.Tensor:
+  """float32 `[num_streams, count]` uniform in [0, 1): a counter-based hash of (seed, stream, index).
+
+  Integer ops only, so the values are the same eagerly, in tf.data, under XLA and on any device
+  (TF's stateless RNG ops give different numbers with `jit_compile=True` than without on this
+  TF 2.21, measured: same key and counter, other values).
+  """
+  seed = tf.convert_to_tensor(seed)
+  if not seed.dtype.is_integer:
+    raise ValueError(f"seed must be an int or a shape [2] integer tensor; got {seed.dtype!r}.")
+  seed = tf.cast(seed, tf.int64)
+  if seed.shape.rank == 0:
+    seed = tf.stack([seed, tf.constant(0, tf.int64)])
+  elif seed.shape != (2,):
+    raise ValueError(f"seed must be an int or a shape [2] integer tensor; got shape {seed.shape}.")
+  words = tf.cast(tf.stack([tf.bitwise.bitwise_and(seed, 0xFFFFFFFF),
+                            tf.bitwise.right_shift(seed, 32)], axis=1), tf.uint32)
+  golden = tf.constant(0x9E3779B9, tf.uint32)
+  key = tf.constant(0x3C6EF372, tf.uint32)
+  for i in range(4):
+    key = _fmix32(tf.bitwise.bitwise_xor(key, words[i // 2, i % 2]) + golden)
+  streams = _fmix32(key + tf.cast(tf.range(1, num_streams + 1), tf.uint32) * golden)
+  index = tf.cast(tf.range(tf.cast(count, tf.int32)), tf.uint32)
+  bits = _fmix32(_fmix32(tf.bitwise.bitwise_xor(streams[:, tf.newaxis], index[tf.newaxis])))
+  return tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) * (2.0 ** -24)
+
+
+def color_distortion_params(seed, batch_size, *, fast_mode: bool = False) -> dict:
+  """Per-image random parameters of `distort_color_batch`, a pure function of `seed`.
+
+  Args:
+    seed: an int or a shape [2] integer tensor.
+    batch_size: number of images (int or scalar tensor).
+    fast_mode: 2 orders (brightness, saturation) instead of 4.
+
+  Returns:
+    `{"brightness", "saturation", "hue", "contrast"}`: float32 `[B]` uniform in slim's ranges
+    (brightness [-32/255, 32/255), saturation [0.5, 1.5), hue [-0.2, 0.2), contrast [0.5, 1.5)),
+    and `"order"`: int32 `[B]` uniform in [0, 4) (fast mode: [0, 2)).
+
+  Raises:
+    ValueError: a seed that is not an int or a [2] integer tensor.
+  """
+  u = _hash_uniform(seed, 5, batch_size)
+
+  def uniform(row, low, high):
+    return low + (high - low) * u[row]
+
+  num_orders = len(_FAST_ORDERS if fast_mode else _ORDERS)
+  return {
+      "brightness": uniform(0, -BRIGHTNESS_MAX_DELTA, BRIGHTNESS_MAX_DELTA),
+      "saturation": uniform(1, *SATURATION_RANGE),
+      "hue": uniform(2, -HUE_MAX_DELTA, HUE_MAX_DELTA),
+      "contrast": uniform(3, *CONTRAST_RANGE),
+      "order": tf.minimum(tf.cast(u[4] * num_orders, tf.int32), num_orders - 1),
+  }
+
+
+def _batch_to_unit_float(images: tf.Tensor) -> tf.Tensor:
+  images = tf.convert_to_tensor(images)
+  if images.shape.rank != 4 or images.shape[-1] not in (3, None):
+    raise ValueError(f"Expected a batch of RGB images [B, H, W, 3]; got shape {images.shape}.")
+  if images.dtype == tf.uint8:
+    return tf.cast(images, tf.float32) * (1.0 / 255.0)
+  if images.dtype.is_floating:
+    return tf.cast(images, tf.float32)
+  raise ValueError(f"images must be uint8 (0..255) or float in [0, 1]; got {images.dtype!r}.")
+
+
+def distort_color_batch_with_params(images: tf.Tensor, params: dict, *,
+                                    fast_mode: bool = False) -> tf.Tensor:
+  """`distort_color_batch` with explicit per-image parameters (see `color_distortion_params`).
+
+  Image `i` equals slim's `distort_color` with ordering `params["order"][i]` and the tf.image
+  adjustments' parameters `params[...][i]`, clipped to [0, 1] and scaled to [-1, 1].
+
+  Args:
+    images: `[B, H, W, 3]` uint8, or float (float32, bfloat16, float16) in [0, 1].
+    params: dict of `[B]` tensors: brightness, saturation, hue, contrast (float), order (int).
+    fast_mode: `params["order"]` indexes the 2 fast-mode orders.
+
+  Returns:
+    float32 `[B, H, W, 3]` in [-1, 1].
+  """
+  x = _batch_to_unit_float(images)
+  order = tf.cast(params["order"], tf.int32)
+
+  def present(op, slot):  # bool [B, 1, 1, 1]: op present in this slot of each image's order
+    return tf.gather(_order_table(fast_mode, op)[:, slot], order)[:, None, None, None]
+
+  def param(name):
+    return tf.cast(params[name], tf.float32)[:, None, None, None]
+
+  brightness, saturation = param("brightness"), param("saturation")
+  hue, contrast = param("hue"), param("contrast")
+
+  def affine(x, slot):
+    c = tf.where(present("C", slot), contrast, 1.0)
+    d = tf.where(present("B", slot), brightness, 0.0)
+    mean = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
+    return x * c + (mean * (1.0 - c) + d)
+
+  def hsv(x, slot):
+    has_s, has_h = present("S", slot), present("H", slot)
+    hue_v = tf.image.rgb_to_hsv(x)
+    h, high = hue_v[..., 0], hue_v[..., 2]  # hue in [0, 1), max channel
+    low = tf.reduce_min(x, axis=-1)
+    # Saturation is s = (max - min) / max (0 when max <= 0), clipped to [0, 1] after scaling, and
+    # keeps max: the new min is max * (1 - s'), as AdjustSaturation.
+    s = tf.math.divide_no_nan(high - low, high) * tf.cast(high > 0.0, tf.float32)
+    s = tf.clip_by_value(s * saturation[..., 0], 0.0, 1.0)
+    low = tf.where(has_s[..., 0], high * (1.0 - s), low)
+    # Hue rotation keeps min and max (as AdjustHue, also for pixels outside [0, 1] where
+    # `hsv_to_rgb` cannot represent them: after a contrast step max may be <= 0).
+    h = tf.math.floormod(h + tf.where(has_h, hue, 0.0)[..., 0], 1.0)
+    # RGB from (hue, min, max): min + (max - min) * the piecewise-linear hue ramps (HSVToRGB's).
+    h6 = h[..., tf.newaxis] * 6.0
+    ramps = tf.clip_by_value(
+        tf.abs(h6 - tf.constant([3.0, 2.0, 4.0])) * tf.constant([1.0, -1.0, -1.0])
+        + tf.constant([-1.0, 2.0, 2.0]), 0.0, 1.0)
+    rgb = low[..., tf.newaxis] + (high - low)[..., tf.newaxis] * ramps
+    return tf.where(has_s | has_h, rgb, x)
+
+  x = affine(x, 0)
+  x = hsv(x, 1)
+  if not fast_mode:  # fast mode: slot 2 is brightness only, slot 3 is empty
+    x = affine(x, 2)
+    x = hsv(x, 3)
+  else:
+    x = x + tf.where(present("B", 2), brightness, 0.0)
+  return (tf.clip_by_value(x, 0.0, 1.0) - 0.5) * 2.0
+
+
+def distort_color_batch(images: tf.Tensor, seed, *, fast_mode: bool = False) -> tf.Tensor:
+  """Slim's colour distortion of a whole batch, for the accelerator (inside the training step).
+
+  The device half of `preprocess_for_train_uint8`: every image gets its own random brightness,
+  saturation, hue and contrast in its own random order of slim's 4 (fast mode: brightness and
+  saturation in 2 orders), at the cost of one ordering (see `_ORDERS`). Compiles with XLA
+  (`tf.function(jit_compile=True)`); computes in float32 whatever the input dtype.
+
+  Args:
+    images: `[B, H, W, 3]` uint8, or float (float32, bfloat16, float16) in [0, 1].
+    seed: shape [2] integer tensor (or an int); equal seeds give equal outputs. In training,
+      derive it from (run seed, step, replica) so a resumed run repeats the same distortions.
+    fast_mode: slim's fast mode.
+
+  Returns:
+    float32 `[B, H, W, 3]` in [-1, 1], like `preprocess_for_train`'s output.
+
+  Raises:
+    ValueError: images that are not a `[B, H, W, 3]` uint8 or float batch, a bad seed shape.
+  """
+  x = _batch_to_unit_float(images)
+  params = color_distortion_params(seed, tf.shape(x)[0], fast_mode=fast_mode)
+  return distort_color_batch_with_params(x, params, fast_mode=fast_mode)
 
 
 # TF-slim's vgg_preprocessing (used by resnet_v1_50 and VGG checkpoints): RGB means in 0..255.
