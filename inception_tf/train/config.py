@@ -42,6 +42,9 @@ class TrainConfig:
   preprocessing: str = "inception"
   cache_data: bool = False
   fast_preprocessing: bool = False  # the data pipeline's fast_mode (cheaper augmentation)
+  # [tpu] style: the host only crops, flips and resizes (uint8 batches); the step applies slim's
+  # colour distortion to the batch on the accelerator (inception_tf.data.distort_color_batch).
+  color_distortion_on_device: bool = False
 
   # --- Duration and batch.
   train_batch_size: int = 32  # [v3] §8: batch 32 (per replica of 50; here the GLOBAL batch).
@@ -132,6 +135,9 @@ class TrainConfig:
          f"train_steps={self.train_steps} must be >= 1"),
         (self.train_epochs is None or self.train_epochs > 0,
          f"train_epochs={self.train_epochs} must be > 0"),
+        (not (self.color_distortion_on_device and self.preprocessing != "inception"),
+         "color_distortion_on_device needs preprocessing='inception' (got "
+         f"{self.preprocessing!r})"),
         (not (self.data_dir and self.tfds_name),
          f"give data_dir ({self.data_dir!r}) or tfds_name ({self.tfds_name!r}), not both"),
     ]
@@ -151,7 +157,7 @@ def paper_v3(**changes) -> TrainConfig:
 
 def tpu(**changes) -> TrainConfig:
   """The [tpu] recipe: batch 1024, lr 0.165 per 256 images, x0.94 every 3 epochs, floor 1e-4 of the
-  peak, batch-norm momentum 0.996, EMA 0.995, bfloat16, XLA."""
+  peak, batch-norm momentum 0.996, EMA 0.995, bfloat16, XLA, colour distortion in the step."""
   config = TrainConfig(
       train_batch_size=1024,
       learning_rate=0.165,
@@ -166,6 +172,7 @@ def tpu(**changes) -> TrainConfig:
       jit_compile=True,
       steps_per_execution=100,
       eval_batch_size=1024,
+      color_distortion_on_device=True,
   )
   return config.replace(**changes)
 

@@ -40,6 +40,8 @@ from inception_tf.train import optim
 from inception_tf.train import schedules
 from inception_tf.train.config import TrainConfig
 
+_COMPUTE_DTYPES = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16,
+                   "mixed_float16": tf.float16}
 TrainFn = Callable[[tf.distribute.InputContext | None, int], tf.data.Dataset]
 EvalFn = Callable[[tf.distribute.InputContext | None], tf.data.Dataset]
 
@@ -51,7 +53,9 @@ class Datasets:
   Attributes:
     train_fn: (input_context, skip_batches) -> endless dataset of {"images", "labels"} batches of
       the per-replica size, with `drop_remainder`, deterministic given the seed, that skips the
-      first `skip_batches` batches this replica would have seen (exact resume).
+      first `skip_batches` batches this replica would have seen (exact resume). With
+      `config.color_distortion_on_device` the images are uint8 (or float in [0, 1]) before colour
+      distortion, which the step applies.
     eval_fn: input_context -> finite dataset of {"images", "labels", "mask"} per-replica batches,
       padded (mask 0) so every example is counted once; None: no evaluation.
     num_train_examples: size of the training split (the schedule counts epochs in it).
@@ -111,7 +115,8 @@ def pipeline_datasets(config: TrainConfig, *, image_size: int) -> Datasets:
         batch_size=per_replica(context, config.train_batch_size), image_size=image_size,
         input_context=context, seed=config.seed, deterministic=config.deterministic,
         cache=config.cache_data, num_epochs=None, skip_batches=skip_batches,
-        preprocessing=config.preprocessing, fast_mode=config.fast_preprocessing)
+        preprocessing=config.preprocessing, fast_mode=config.fast_preprocessing,
+        color_distortion_on_device=config.color_distortion_on_device)
 
   eval_fn = None
   if config.eval_split:
@@ -259,10 +264,23 @@ class Trainer:
 
   # ---------------------------------------------------------------- the steps.
 
+  def _distort_colors(self, images, step):
+    """slim's colour distortion of the replica's uint8 batch (`color_distortion_on_device`), seeded
+    by (run seed, replica, step): a resumed run repeats an uninterrupted one exactly."""
+    from inception_tf.data import preprocessing  # pylint: disable=import-outside-toplevel
+    replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
+    seed = tf.stack([tf.constant(self.config.seed, tf.int64) * 1_000_003 + replica,
+                     tf.cast(step, tf.int64)])
+    images = preprocessing.distort_color_batch(images, seed,
+                                               fast_mode=self.config.fast_preprocessing)
+    return tf.cast(images, _COMPUTE_DTYPES[self.config.precision])
+
   def _replica_train_step(self, batch):
     config = self.config
     images, labels = batch["images"], batch["labels"]
     step = self.optimizer.iterations
+    if config.color_distortion_on_device:
+      images = self._distort_colors(images, step)
     with tf.GradientTape() as tape:
       outputs = self.model(images, training=True)
       per_example = losses.per_example_loss(outputs, labels, label_smoothing=config.label_smoothing,
