@@ -13,14 +13,15 @@ Studies (each run is `inception_tf.train.train_and_evaluate` with a `TrainConfig
   training curves side by side.
 * `scaling` (v4 paper §3.3, "scaling of the residuals"): a WIDE residual network of the same blocks
   at a high learning rate, no gradient clipping, no warm-up, residual scale 1.0 (unscaled) vs 0.1.
-* `smoothing` (v3 paper §7 and Table 3): Inception-v3 (depth multiplier 0.25) with label smoothing
-  0.1 and the BN-auxiliary head, without label smoothing, and without batch norm in the auxiliary
-  head's fully connected layer; several seeds, mean +- spread.
-* `resolution` (v3 paper §9, Table 2): Inception-v3 (depth multiplier 0.25) with receptive fields
-  79, 151 and 299 fed crops of that size, i.e. (nearly) constant cost, per `receptive_field`.
+* `smoothing` (v3 paper §7 and Table 3): Inception-v3 (depth multiplier 0.1, 75x75) with label
+  smoothing 0.1 and the BN-auxiliary head, without label smoothing, and without batch norm in the
+  auxiliary head's fully connected layer; several seeds, mean +- spread.
+* `resolution` (v3 paper §9, Table 2): Inception-v3 (depth multiplier 0.1) with receptive fields
+  79, 151 and 299 fed images of that size, i.e. (nearly) constant cost, per `receptive_field`.
 
-Results: `experiments/reproductions/results/<study>.json` (every run: config, final top-1 with the
-EMA and the raw weights, the logged training curve, seconds) and `<study>.png`. Runs already in the
+Results: `experiments/reproductions/results/<study>.json` (every run: config, final validation
+top-1, the logged training curve, the validation curve when the recipe evaluates during training,
+seconds) and `<study>.png`. Runs already in the
 JSON are skipped, so an interrupted invocation resumes. Model directories go to `--work_dir`
 (default /tmp/inception_tf_reproductions), not into the repository.
 """
@@ -132,13 +133,71 @@ def _short_recipe(**changes) -> train.TrainConfig:
   The papers' RMSProp recipe (lr 0.045, epsilon 1.0) moves too slowly for runs this short: a first
   attempt with it (150 steps, Inception-v3 x0.1) stayed at chance on the validation split (see
   experiments/README.md), so the studies compare variants under this faster recipe instead.
+  `model` must be given: the defaults come from `train.quickstart`, whose model has changed before.
   """
+  if "model" not in changes:
+    raise ValueError(f"_short_recipe needs an explicit model=; got changes {sorted(changes)}.")
   base = dict(train_epochs=None, optimizer="adam", learning_rate=2e-3, epsilon=1e-7,
               learning_rate_decay=1.0, warmup_epochs=0.2, batch_norm_momentum=0.9, ema_decay=None,
               log_every_steps=10, steps_per_execution=10, checkpoint_every_steps=100000,
               summary_images=0, eval_batch_size=120, jit_compile=False)
   base.update(changes)
   return train.quickstart(**base)
+
+
+# Session 2 budgets (measured on this machine, see experiments/README.md): Inception-v3 x0.1 needs
+# a few hundred steps, not 100, to learn the digits; the learning rate then decays x0.75 per epoch
+# (45 steps), so the final raw weights are not those of a noisy constant-rate step.
+V3_STEPS = {"smoothing": 300, "resolution": 150}
+
+
+# Studies whose runs train on the central crops of the training images (no random crop, no colour
+# distortion): the Inception augmentation (random crops of 5-100 % of the area) on 8x8 digits left
+# Inception-v3 x0.1 at 16 % training accuracy after 100 steps (session 2, see experiments/README.md).
+CENTRAL_CROP_STUDIES = ("smoothing", "resolution")
+
+
+def central_crop_datasets(config: train.TrainConfig, *, image_size: int):
+  """`train_and_evaluate`'s input with the training split preprocessed as for evaluation (central
+  crop, resize, [-1, 1]), shuffled per epoch with `config.seed`; the evaluation input unchanged.
+
+  The digits have 1,437 training images, so the preprocessed split is computed once and cached.
+  """
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from inception_tf import data  # pylint: disable=import-outside-toplevel
+  from inception_tf.train import loop  # pylint: disable=import-outside-toplevel
+  if config.data_dir or config.tfds_name:
+    raise ValueError("central_crop_datasets reads the built-in digits only; got data_dir="
+                     f"{config.data_dir!r}, tfds_name={config.tfds_name!r}.")
+  default = loop.pipeline_datasets(config, image_size=image_size)
+  source = data.default_dataset.digits_data_dir()
+
+  def train_fn(context, skip_batches):
+    batch = (context.get_per_replica_batch_size(config.train_batch_size) if context
+             else config.train_batch_size)
+    examples = data.make_dataset(
+        source, split=config.train_split, is_training=False, batch_size=config.eval_batch_size,
+        image_size=image_size, input_context=context, seed=config.seed, deterministic=True,
+        cache=True, num_epochs=1, preprocessing=config.preprocessing).unbatch()
+    examples = examples.filter(lambda e: e["mask"] > 0).map(
+        lambda e: {"images": e["images"], "labels": e["labels"]}).cache()
+    examples = examples.shuffle(default.num_train_examples, seed=config.seed,
+                                reshuffle_each_iteration=True).repeat()
+    return examples.batch(batch, drop_remainder=True).skip(skip_batches).prefetch(
+        tf.data.AUTOTUNE)
+
+  return dataclasses.replace(default, train_fn=train_fn,
+                             description=default.description + ", central crops, no augmentation")
+
+
+def _v3_recipe(*, steps: int, image_size: int, model_options: dict,
+               **changes) -> train.TrainConfig:
+  """Inception-v3 x0.1 (min depth 8) on the digits: `_short_recipe` plus a per-epoch decay and a
+  validation evaluation every 100 steps (the learning curves of the plots)."""
+  return _short_recipe(model="inception_v3", image_size=image_size, train_steps=steps,
+                       learning_rate_decay=0.75, epochs_per_decay=1.0, eval_every_steps=100,
+                       model_options={"depth_multiplier": 0.1, "min_depth": 8, **model_options},
+                       **changes)
 
 
 def study_runs(study: str, *, seeds: int, quick: bool):
@@ -172,17 +231,14 @@ def study_runs(study: str, *, seeds: int, quick: bool):
                 ("v3_no_bnaux", 0.1, False))
     for seed in seeds:
       for name, smoothing, aux_bn in variants:
-        config = _short_recipe(image_size=75, train_steps=steps(100), seed=seed,
-                               label_smoothing=smoothing,
-                               model_options={"depth_multiplier": 0.1, "min_depth": 8,
-                                              "aux_batch_norm": aux_bn})
+        config = _v3_recipe(steps=steps(V3_STEPS["smoothing"]), image_size=75, seed=seed,
+                            label_smoothing=smoothing, model_options={"aux_batch_norm": aux_bn})
         runs.append((f"{name}_seed{seed}", config, None))
   elif study == "resolution":
     for seed in seeds:
       for field in (79, 151, 299):
-        config = _short_recipe(image_size=field, train_steps=steps(100), seed=seed,
-                               model_options={"depth_multiplier": 0.1, "min_depth": 8,
-                                              "receptive_field": field})
+        config = _v3_recipe(steps=steps(V3_STEPS["resolution"]), image_size=field, seed=seed,
+                            model_options={"receptive_field": field})
         runs.append((f"rf{field}_seed{seed}", config, None))
   else:
     raise ValueError(f"Unknown study {study!r}; valid: {STUDIES}.")
@@ -216,6 +272,40 @@ def _add_run(path: str, name: str, entry: dict, command: str) -> dict:
   return record
 
 
+def _library_commit() -> str:
+  """The commit of the imported `inception_tf` (a snapshot's COMMIT file, else git HEAD)."""
+  import inception_tf  # pylint: disable=import-outside-toplevel
+  root = os.path.dirname(os.path.dirname(os.path.abspath(inception_tf.__file__)))
+  stamp = os.path.join(root, "COMMIT")
+  if os.path.isfile(stamp):
+    with open(stamp) as f:
+      return f.read().strip() + " (snapshot " + root + ")"
+  try:
+    import subprocess  # pylint: disable=import-outside-toplevel
+    head = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "inception_tf"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    return head + (" + uncommitted changes" if dirty else "")
+  except (OSError, subprocess.CalledProcessError):
+    return "unknown"
+
+
+def _eval_history(model_dir: str) -> list[dict]:
+  """The validation evaluations `train_and_evaluate` wrote to `<model_dir>/eval` (TensorBoard
+  events), as [{"step", "top1", "top5", "loss"}] by step; the run's result holds only the last."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  by_step: dict[int, dict] = {}
+  for path in sorted(tf.io.gfile.glob(os.path.join(model_dir, "eval", "events.out.tfevents.*"))):
+    for record in tf.data.TFRecordDataset(path):
+      event = tf.compat.v1.Event.FromString(record.numpy())
+      for value in event.summary.value:
+        if value.tag in ("top1", "top5", "loss"):
+          by_step.setdefault(int(event.step), {"step": int(event.step)})[value.tag] = float(
+              tf.make_ndarray(value.tensor))
+  return [by_step[step] for step in sorted(by_step)]
+
+
 def run_study(study: str, *, seeds, quick: bool, work_dir: str, results_dir: str,
               variants=None) -> dict:
   """Runs the missing runs of `study` (optionally only some seeds / variants), adding each to
@@ -235,14 +325,20 @@ def run_study(study: str, *, seeds, quick: bool, work_dir: str, results_dir: str
     started = time.time()
     entry = {"config": dataclasses.asdict(config)}
     print(f"=== {study}/{name}", flush=True)
+    datasets = None
+    if study in CENTRAL_CROP_STUDIES:
+      datasets = central_crop_datasets(config, image_size=config.image_size)
+      entry["train_input"] = "central crops, no augmentation (central_crop_datasets)"
+    entry["library_commit"] = _library_commit()
     try:
-      result = train.train_and_evaluate(config, model_dir, model_fn=model_fn)
+      result = train.train_and_evaluate(config, model_dir, model_fn=model_fn, datasets=datasets)
       entry.update(
           diverged=False, step=result["step"], history=result["history"],
           top1=result["eval"]["top1"], top5=result["eval"]["top5"],
           eval_loss=result["eval"]["loss"],
           top1_raw=result.get("eval_raw", result["eval"])["top1"],
-          images_per_second=result["images_per_second"])
+          images_per_second=result["images_per_second"],
+          eval_history=_eval_history(model_dir))
     except FloatingPointError as error:  # the run diverged: that is a result of the study
       entry.update(diverged=True, error=str(error), top1=None)
     entry["seconds"] = time.time() - started
@@ -287,7 +383,9 @@ def _groups(record: dict) -> dict[str, list[tuple[str, dict]]]:
 
 
 def summarize(record: dict) -> dict[str, dict]:
-  """Per variant: seeds, mean / min / max final top-1 (EMA weights), diverged runs, final loss."""
+  """Per variant: seeds, mean / std / min / max final validation top-1 (the weights evaluated by
+  `train_and_evaluate`: raw, as these recipes have no EMA), diverged runs, training losses, the mean
+  validation curve and the seconds per run."""
   summary = {}
   for variant, entries in _groups(record).items():
     top1 = [e["top1"] for _, e in entries if e.get("top1") is not None]
@@ -299,6 +397,10 @@ def summarize(record: dict) -> dict[str, dict]:
       if history:
         third = history[:max(1, len(history) // 3)]
         early.append(sum(h["loss"] for h in third) / len(third))
+    curve: dict[int, list[float]] = {}  # validation top-1 per evaluated step, over the seeds
+    for _, e in complete:
+      for h in e.get("eval_history") or []:
+        curve.setdefault(h["step"], []).append(h["top1"])
     mean = sum(top1) / len(top1) if top1 else None
     std = (math.sqrt(sum((t - mean) ** 2 for t in top1) / (len(top1) - 1))
            if len(top1) > 1 else None)
@@ -309,6 +411,7 @@ def summarize(record: dict) -> dict[str, dict]:
         final_train_loss_mean=sum(losses) / len(losses) if losses else None,
         early_train_loss_mean=sum(early) / len(early) if early else None,
         incomplete=len(entries) - len(complete),
+        eval_curve_mean={step: sum(v) / len(v) for step, v in sorted(curve.items())},
         last_logged_step=max((e["history"][-1]["step"] for _, e in entries if e.get("history")),
                              default=None),
         seconds_mean=(sum(e["seconds"] for _, e in complete) / len(complete)) if complete
@@ -319,8 +422,9 @@ def summarize(record: dict) -> dict[str, dict]:
 def markdown_table(study: str, record: dict) -> str:
   """The study's summary as a Markdown table (what experiments/README.md shows)."""
   rows = ["| variant | seeds | diverged | val top-1 (final weights) mean ± std [min, max] | "
+          "val top-1 by step (mean over seeds) | "
           "train loss, first third of the logged steps | final train loss | s/run |",
-          "|---|---|---|---|---|---|---|"]
+          "|---|---|---|---|---|---|---|---|"]
   def fmt(value, digits=3):
     return "-" if value is None else f"{value:.{digits}f}"
   for variant, s in sorted(summarize(record).items()):
@@ -331,18 +435,22 @@ def markdown_table(study: str, record: dict) -> str:
       top1 += f" [{s['top1_min']:.3f}, {s['top1_max']:.3f}]"
     if s["incomplete"]:
       top1 = f"incomplete ({s['incomplete']} run(s) stopped at step {s['last_logged_step']})"
-    rows.append(f"| {variant} | {s['seeds']} | {s['diverged']} | {top1} | "
+    curve = ", ".join(f"{step}: {value:.2f}" for step, value in s["eval_curve_mean"].items()
+                      ) if len(s["eval_curve_mean"]) > 1 else "-"
+    rows.append(f"| {variant} | {s['seeds']} | {s['diverged']} | {top1} | {curve} | "
                 f"{fmt(s['early_train_loss_mean'])} | {fmt(s['final_train_loss_mean'])} | "
                 f"{fmt(s['seconds_mean'], 0)} |")
   return f"**{study}** (`{record.get('command', '')}`)\n\n" + "\n".join(rows)
 
 
 def plot_study(study: str, record: dict, path: str) -> None:
-  """Training loss and accuracy per logged step, one colour per variant, one line per seed."""
+  """Training loss and accuracy per logged step (and validation top-1 per evaluation when the
+  runs recorded several), one colour per variant, one line per seed."""
   import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-  figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+  with_eval = any(len(e.get("eval_history") or []) > 1 for e in record["runs"].values())
+  figure, axes = plt.subplots(1, 3 if with_eval else 2, figsize=(16 if with_eval else 11, 4))
   colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
   summary = summarize(record)
   for index, (variant, entries) in enumerate(sorted(_groups(record).items())):
@@ -363,9 +471,16 @@ def plot_study(study: str, record: dict, path: str) -> None:
                    label=label if k == 0 else None)
       if all("accuracy" in h for h in history):
         axes[1].plot(steps, [h["accuracy"] for h in history], color=color, alpha=0.8)
+      evals = entry.get("eval_history") or []
+      if with_eval and evals:
+        axes[2].plot([h["step"] for h in evals], [h["top1"] for h in evals], color=color,
+                     alpha=0.8, marker="o", markersize=3)
   axes[0].set(xlabel="step", ylabel="training loss (logged window)", title=f"{study}: loss")
   axes[1].set(xlabel="step", ylabel="training accuracy (logged window)",
               title=f"{study}: accuracy")
+  if with_eval:
+    axes[2].set(xlabel="step", ylabel="validation top-1 (360 images)",
+                title=f"{study}: validation")
   axes[0].legend(fontsize=8)
   for axis in axes:
     axis.grid(alpha=0.3)
