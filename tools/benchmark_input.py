@@ -5,6 +5,9 @@
   python tools/benchmark_input.py --data_dir=/data/imagenet-tfrecords --image_size=299
 
 Prints images/s of each and the ratio to decode-only (target: train >= 0.8x decode-only).
+`train_device_color` is the host half of the TPU-style split (`--color_distortion_on_device` in
+training: crop-decode, flip, resize, uint8); then the cost of the colour distortion it moves to the
+step: slim's `distort_color` per image on the host vs `distort_color_batch` on a batch.
 """
 
 import os
@@ -23,6 +26,8 @@ _SPLIT = flags.DEFINE_string("split", "train", "Split to read.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 299, "Output image size.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Batch size.")
 _SECONDS = flags.DEFINE_float("seconds", 20.0, "Measurement time per pipeline (in 5 alternating windows).")
+_COLOR_SECONDS = flags.DEFINE_float(
+    "color_seconds", 10.0, "Measurement time per colour-distortion variant; 0 skips that part.")
 
 
 def main(argv):
@@ -36,8 +41,18 @@ def main(argv):
                                     batch_size=_BATCH_SIZE.value, seconds=_SECONDS.value)
   print(f"source={source} split={_SPLIT.value} image_size={_IMAGE_SIZE.value} "
         f"batch_size={_BATCH_SIZE.value} cpus={os.cpu_count()}")
+  _print(rates)
+  if _COLOR_SECONDS.value > 0:
+    print(f"colour distortion alone ({_IMAGE_SIZE.value}x{_IMAGE_SIZE.value}, batch "
+          f"{_BATCH_SIZE.value}, this CPU):")
+    _print(benchmark.benchmark_color_distortion(image_size=_IMAGE_SIZE.value,
+                                                batch_size=_BATCH_SIZE.value,
+                                                seconds=_COLOR_SECONDS.value))
+
+
+def _print(rates):
   for key, value in rates.items():
-    print(f"{key:28s} {value:10.2f}" + (" images/s" if "/" not in key else "x"))
+    print(f"{key:44s} {value:10.2f}" + (" images/s" if "/" not in key else "x"))
 
 
 if __name__ == "__main__":

@@ -1,17 +1,21 @@
 """Input pipeline throughput: train and eval pipelines next to plain JPEG decoding of the same
-records, measured in the same process (`tools/benchmark_input.py`)."""
+records, measured in the same process (`tools/benchmark_input.py`), and the cost of slim's colour
+distortion per image on the host next to the batched `distort_color_batch` of the device path."""
 
 from __future__ import annotations
 
 import io
 import os
 import time
-from typing import Optional
+from typing import Callable, Optional
+
+import numpy as np
 
 import tensorflow as tf
 
 from inception_tf.data import builder
 from inception_tf.data import pipeline
+from inception_tf.data import preprocessing
 from inception_tf.data import tfrecord
 
 _PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "colorwheel",
@@ -40,24 +44,33 @@ def photos_data_dir(directory: str, *, copies: int = 24) -> str:
   return directory
 
 
-def _interleaved_rates(datasets: dict[str, tf.data.Dataset], batch_size: int, seconds: float,
-                       warmup_batches: int, rounds: int) -> dict[str, float]:
-  """Images/s of each dataset, measured in `rounds` alternating windows so that a load change on
-  a shared machine affects every pipeline alike. Each window first drains `warmup_batches`
-  (emptying the prefetch buffers filled while the others ran), then counts batches."""
-  iterators = {name: iter(ds) for name, ds in datasets.items()}
-  images = {name: 0 for name in datasets}
-  elapsed = {name: 0.0 for name in datasets}
+def _interleaved_rates(producers: dict[str, Callable[[], int]], seconds: float,
+                       warmup_calls: int, rounds: int) -> dict[str, float]:
+  """Images/s of each producer (a call returns the number of images it produced), measured in
+  `rounds` alternating windows so that a load change on a shared machine affects every producer
+  alike. Each window first makes `warmup_calls` untimed calls (for a dataset: emptying the
+  prefetch buffers filled while the others ran), then counts images."""
+  images = {name: 0 for name in producers}
+  elapsed = {name: 0.0 for name in producers}
   for _ in range(rounds):
-    for name, iterator in iterators.items():
-      for _ in range(warmup_batches):
-        next(iterator)
+    for name, produce in producers.items():
+      for _ in range(warmup_calls):
+        produce()
       start = time.perf_counter()
       while time.perf_counter() - start < seconds / rounds:
-        next(iterator)
-        images[name] += batch_size
+        images[name] += produce()
       elapsed[name] += time.perf_counter() - start
-  return {name: images[name] / elapsed[name] for name in datasets}
+  return {name: images[name] / elapsed[name] for name in producers}
+
+
+def _batches(dataset: tf.data.Dataset, batch_size: int) -> Callable[[], int]:
+  iterator = iter(dataset)
+
+  def produce():
+    next(iterator)
+    return batch_size
+
+  return produce
 
 
 def decode_only_dataset(source: str, split: str, batch_size: int) -> tf.data.Dataset:
@@ -79,23 +92,80 @@ def benchmark_input(source: str, *, split: str = "train", image_size: int = 299,
                     batch_size: int = 32, seconds: float = 20.0, warmup_batches: int = 3,
                     rounds: int = 5,
                     fast_mode: Optional[bool] = None) -> dict[str, float]:
-  """Images/s of decode-only, train (slim and fast mode) and eval pipelines on `source`.
+  """Images/s of decode-only, train (slim, fast mode, colour distortion left to the device) and
+  eval pipelines on `source`.
 
   Each pipeline is measured for `seconds` in total, in `rounds` alternating windows.
+  `train_device_color` is the host half of the TPU-style split
+  (`make_dataset(color_distortion_on_device=True)`: crop-decode, flip, resize, uint8 batches);
+  its colour distortion runs in the training step (see `benchmark_color_distortion`).
 
   Returns:
-    `{"decode_only": r0, "train": r1, "train_fast_mode": r2, "eval": r3}` (only the requested
-    train mode(s) when `fast_mode` is given), plus the ratios `train/decode_only`, ...
+    `{"decode_only": r0, "train": r1, "train_fast_mode": r2, "train_device_color": r3,
+    "eval": r4}` (only the requested train mode(s) when `fast_mode` is given), plus the ratios
+    `train/decode_only`, ...
   """
   common = dict(split=split, batch_size=batch_size, image_size=image_size)
   datasets = {"decode_only": decode_only_dataset(source, split, batch_size)}
   for mode in ([False, True] if fast_mode is None else [fast_mode]):
     datasets["train_fast_mode" if mode else "train"] = pipeline.make_dataset(
         source, is_training=True, fast_mode=mode, **common)
+  datasets["train_device_color"] = pipeline.make_dataset(
+      source, is_training=True, fast_mode=bool(fast_mode), color_distortion_on_device=True,
+      **common)
   datasets["eval"] = pipeline.make_dataset(source, is_training=False, num_epochs=1_000_000,
                                            **common)
-  rates = _interleaved_rates(datasets, batch_size, seconds, warmup_batches, rounds)
+  rates = _interleaved_rates({name: _batches(ds, batch_size) for name, ds in datasets.items()},
+                             seconds, warmup_batches, rounds)
   for key in list(rates):
     if key != "decode_only":
       rates[f"{key}/decode_only"] = rates[key] / rates["decode_only"]
+  return rates
+
+
+def benchmark_color_distortion(*, image_size: int = 299, batch_size: int = 32,
+                               seconds: float = 10.0, rounds: int = 5,
+                               fast_mode: bool = False) -> dict[str, float]:
+  """Images/s of slim's colour distortion on this machine: the host path (`distort_color` per
+  image in a parallel tf.data map, float32 [0, 1] in, as `preprocess_for_train` runs it) next to
+  `distort_color_batch` on a uint8 batch, as a `tf.function` and XLA-compiled.
+
+  The images are real photos (scikit-image's samples) resized to `image_size`; the cost of these
+  ops does not depend on the content.
+
+  Returns:
+    `{"host_distort_color": r0, "batch_distort_color": r1, "batch_distort_color_xla": r2}` and
+    the ratios of the batched rates to the host rate.
+  """
+  import skimage.data  # pylint: disable=g-import-not-at-top
+  photos = [tf.image.resize(getattr(skimage.data, name)()[..., :3], [image_size, image_size])
+            for name in ("astronaut", "chelsea", "coffee", "rocket")]
+  batch = tf.cast(tf.clip_by_value(tf.round(tf.stack(
+      [photos[i % len(photos)] for i in range(batch_size)])), 0, 255), tf.uint8)
+  floats = tf.data.Dataset.from_tensor_slices(tf.cast(batch, tf.float32) / 255.0).repeat()
+
+  def host_fn(index, image):
+    seeds = tf.random.experimental.stateless_split(tf.stack([index, index]), num=8)
+    return preprocessing.distort_color(image, seeds=seeds, fast_mode=fast_mode)
+
+  host = floats.enumerate().map(host_fn, num_parallel_calls=tf.data.AUTOTUNE,
+                                deterministic=False).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+  counter = {"step": np.int64(0)}
+
+  def batched(fn):
+    def produce():
+      counter["step"] += 1
+      fn(batch, tf.constant([0, counter["step"]], tf.int64)).numpy()
+      return batch_size
+    return produce
+
+  distort = lambda images, seed: preprocessing.distort_color_batch(  # noqa: E731
+      images, seed, fast_mode=fast_mode)
+  rates = _interleaved_rates(
+      {"host_distort_color": _batches(host, batch_size),
+       "batch_distort_color": batched(tf.function(distort)),
+       "batch_distort_color_xla": batched(tf.function(distort, jit_compile=True))},
+      seconds, 2, rounds)
+  for key in ("batch_distort_color", "batch_distort_color_xla"):
+    rates[f"{key}/host_distort_color"] = rates[key] / rates["host_distort_color"]
   return rates

@@ -516,23 +516,24 @@ def distort_color_batch_with_params(images: tf.Tensor, params: dict, *,
 
   def hsv(x, slot):
     has_s, has_h = present("S", slot), present("H", slot)
-    hue_v = tf.image.rgb_to_hsv(x)
-    h, high = hue_v[..., 0], hue_v[..., 2]  # hue in [0, 1), max channel
-    low = tf.reduce_min(x, axis=-1)
+    high = tf.reduce_max(x, axis=-1, keepdims=True)
+    low = tf.reduce_min(x, axis=-1, keepdims=True)
     # Saturation is s = (max - min) / max (0 when max <= 0), clipped to [0, 1] after scaling, and
     # keeps max: the new min is max * (1 - s'), as AdjustSaturation.
-    s = tf.math.divide_no_nan(high - low, high) * tf.cast(high > 0.0, tf.float32)
-    s = tf.clip_by_value(s * saturation[..., 0], 0.0, 1.0)
-    low = tf.where(has_s[..., 0], high * (1.0 - s), low)
+    s = tf.where(high > 0.0, tf.math.divide_no_nan(high - low, high), 0.0)
+    new_low = tf.where(has_s, high * (1.0 - tf.clip_by_value(s * saturation, 0.0, 1.0)), low)
+    if not any("H" in order[slot] for order in (_FAST_ORDERS if fast_mode else _ORDERS)):
+      # Saturation only: every channel keeps its place between min and max (no hue needed).
+      return high - (high - x) * tf.math.divide_no_nan(high - new_low, high - low)
     # Hue rotation keeps min and max (as AdjustHue, also for pixels outside [0, 1] where
     # `hsv_to_rgb` cannot represent them: after a contrast step max may be <= 0).
-    h = tf.math.floormod(h + tf.where(has_h, hue, 0.0)[..., 0], 1.0)
+    h = tf.image.rgb_to_hsv(x)[..., :1] + tf.where(has_h, hue, 0.0)
+    h = h - tf.floor(h)  # mod 1 (floormod is several times slower on CPU)
     # RGB from (hue, min, max): min + (max - min) * the piecewise-linear hue ramps (HSVToRGB's).
-    h6 = h[..., tf.newaxis] * 6.0
     ramps = tf.clip_by_value(
-        tf.abs(h6 - tf.constant([3.0, 2.0, 4.0])) * tf.constant([1.0, -1.0, -1.0])
+        tf.abs(h * 6.0 - tf.constant([3.0, 2.0, 4.0])) * tf.constant([1.0, -1.0, -1.0])
         + tf.constant([-1.0, 2.0, 2.0]), 0.0, 1.0)
-    rgb = low[..., tf.newaxis] + (high - low)[..., tf.newaxis] * ramps
+    rgb = new_low + (high - new_low) * ramps
     return tf.where(has_s | has_h, rgb, x)
 
   x = affine(x, 0)
