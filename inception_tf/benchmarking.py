@@ -158,8 +158,12 @@ def list_sections() -> dict[str, str]:
   return {name: s.description for name, s in sorted(_SECTIONS.items())}
 
 
+def _print_now(line: str) -> None:
+  print(line, flush=True)  # a cell can take many minutes: show it as soon as it is measured
+
+
 def run_sections(names: Sequence[str], config: BenchmarkConfig,
-                 *, log: Callable[[str], None] = print) -> list[Measurement]:
+                 *, log: Callable[[str], None] = _print_now) -> list[Measurement]:
   """Runs the named sections in order; unknown names raise a ValueError listing the valid ones."""
   _import_section_modules()
   unknown = [n for n in names if n not in _SECTIONS]
