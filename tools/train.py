@@ -53,6 +53,9 @@ flags.DEFINE_string("train_split", None, "Training split (train).")
 flags.DEFINE_string("eval_split", None, "Evaluation split (validation); empty: no evaluation.")
 flags.DEFINE_boolean("cache_data", None, "Cache the records in memory (small datasets).")
 flags.DEFINE_boolean("fast_preprocessing", None, "slim's fast_mode color distortion.")
+flags.DEFINE_boolean("color_distortion_on_device", None,
+                     "Host sends uint8 crops; the colour distortion runs batched in the step "
+                     "(TPU-style; default on in --preset=tpu).")
 # Duration.
 flags.DEFINE_integer("train_steps", None, "Training steps (overrides --train_epochs).")
 flags.DEFINE_float("train_epochs", None, "Training epochs (paper: 100).")
@@ -101,7 +104,8 @@ FLAGS = flags.FLAGS
 _DIRECT = (
     "model", "image_size", "num_classes", "aux_logits", "dropout_keep_prob", "batch_norm_momentum",
     "precision", "data_dir", "tfds_name", "train_split", "eval_split", "cache_data",
-    "fast_preprocessing", "train_steps", "train_epochs", "train_batch_size", "eval_batch_size",
+    "fast_preprocessing", "color_distortion_on_device", "train_steps", "train_epochs",
+    "train_batch_size", "eval_batch_size",
     "optimizer", "learning_rate", "learning_rate_batch_size", "learning_rate_scaling",
     "learning_rate_decay", "epochs_per_decay", "staircase", "warmup_epochs",
     "min_learning_rate_ratio", "rmsprop_decay", "momentum", "epsilon", "label_smoothing",
