@@ -278,3 +278,7 @@ def test_cli_without_flags_is_the_quickstart_and_flags_override_presets(tmp_path
 
   preset, config = _cli_config("--preset=tpu", "--data_dir=gs://bucket/imagenet")
   assert preset == "tpu" and config["train_batch_size"] == 1024 and config["strategy"] == "tpu"
+  assert config["color_distortion_on_device"]
+  _, config = _cli_config("--preset=tpu", "--data_dir=gs://bucket/imagenet",
+                          "--nocolor_distortion_on_device")
+  assert not config["color_distortion_on_device"]
