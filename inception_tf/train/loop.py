@@ -40,8 +40,6 @@ from inception_tf.train import optim
 from inception_tf.train import schedules
 from inception_tf.train.config import TrainConfig
 
-_COMPUTE_DTYPES = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16,
-                   "mixed_float16": tf.float16}
 TrainFn = Callable[[tf.distribute.InputContext | None, int], tf.data.Dataset]
 EvalFn = Callable[[tf.distribute.InputContext | None], tf.data.Dataset]
 
@@ -273,7 +271,7 @@ class Trainer:
                      tf.cast(step, tf.int64)])
     images = preprocessing.distort_color_batch(images, seed,
                                                fast_mode=self.config.fast_preprocessing)
-    return tf.cast(images, _COMPUTE_DTYPES[self.config.precision])
+    return tf.cast(images, keras.DTypePolicy(self.config.precision).compute_dtype)
 
   def _replica_train_step(self, batch):
     config = self.config
