@@ -44,33 +44,46 @@ def photos_data_dir(directory: str, *, copies: int = 24) -> str:
   return directory
 
 
-def _interleaved_rates(producers: dict[str, Callable[[], int]], seconds: float,
+def _interleaved_rates(producers: dict[str, Callable[[], Callable[[], int]]], seconds: float,
                        warmup_calls: int, rounds: int) -> dict[str, float]:
-  """Images/s of each producer (a call returns the number of images it produced), measured in
-  `rounds` alternating windows so that a load change on a shared machine affects every producer
-  alike. Each window first makes `warmup_calls` untimed calls (for a dataset: emptying the
-  prefetch buffers filled while the others ran), then counts images."""
+  """Images/s of each producer, measured in `rounds` alternating windows so that a load change
+  on a shared machine affects every producer alike.
+
+  A producer is opened afresh for each window (`open()` returns `produce`, a call of which
+  returns the number of images it produced) and dropped when its window ends: a tf.data iterator
+  left alive keeps its parallel maps and prefetch buffers working in the background and would
+  take CPU from the producer being timed (measured in session 3: with five photo pipelines kept
+  alive, the device-colour pipeline measured 0.39x of decode-only; alone, 0.61x). Each window
+  first makes `warmup_calls` untimed calls (pipeline start-up, autotuning), then counts images.
+  """
   images = {name: 0 for name in producers}
   elapsed = {name: 0.0 for name in producers}
   for _ in range(rounds):
-    for name, produce in producers.items():
+    for name, open_producer in producers.items():
+      produce = open_producer()
       for _ in range(warmup_calls):
         produce()
       start = time.perf_counter()
       while time.perf_counter() - start < seconds / rounds:
         images[name] += produce()
       elapsed[name] += time.perf_counter() - start
+      del produce  # stops the iterator's background work before the next window
   return {name: images[name] / elapsed[name] for name in producers}
 
 
-def _batches(dataset: tf.data.Dataset, batch_size: int) -> Callable[[], int]:
-  iterator = iter(dataset)
+def _batches(dataset: tf.data.Dataset, batch_size: int) -> Callable[[], Callable[[], int]]:
+  """A producer of `dataset`'s batches: each opening starts a new iterator."""
 
-  def produce():
-    next(iterator)
-    return batch_size
+  def open_producer():
+    iterator = iter(dataset)
 
-  return produce
+    def produce():
+      next(iterator)
+      return batch_size
+
+    return produce
+
+  return open_producer
 
 
 def decode_only_dataset(source: str, split: str, batch_size: int) -> tf.data.Dataset:
@@ -159,7 +172,7 @@ def benchmark_color_distortion(*, image_size: int = 299, batch_size: int = 32,
       counter["step"] += 1
       fn(batch, tf.constant([0, counter["step"]], tf.int64)).numpy()
       return batch_size
-    return produce
+    return lambda: produce
 
   distort = lambda images, seed: preprocessing.distort_color_batch(  # noqa: E731
       images, seed, fast_mode=fast_mode)
