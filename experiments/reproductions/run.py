@@ -342,7 +342,7 @@ def run_study(study: str, *, seeds, quick: bool, work_dir: str, results_dir: str
     except FloatingPointError as error:  # the run diverged: that is a result of the study
       entry.update(diverged=True, error=str(error), top1=None)
     entry["seconds"] = time.time() - started
-    record = _add_run(path, name, entry, command)
+    _add_run(path, name, entry, command)
   return _load(path)
 
 

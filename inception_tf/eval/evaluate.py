@@ -37,7 +37,7 @@ import os
 import re
 import sys
 import time
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np

@@ -116,18 +116,16 @@ def pipeline_datasets(config: TrainConfig, *, image_size: int) -> Datasets:
         preprocessing=config.preprocessing, fast_mode=config.fast_preprocessing,
         color_distortion_on_device=config.color_distortion_on_device)
 
-  eval_fn = None
-  if config.eval_split:
-
-    def eval_fn(context):
-      return data.make_dataset(
-          source, split=config.eval_split, is_training=False,
-          batch_size=per_replica(context, config.eval_batch_size), image_size=image_size,
-          input_context=context, seed=config.seed, deterministic=True, cache=config.cache_data,
-          num_epochs=1, preprocessing=config.preprocessing)
+  def eval_fn(context):
+    return data.make_dataset(
+        source, split=config.eval_split, is_training=False,
+        batch_size=per_replica(context, config.eval_batch_size), image_size=image_size,
+        input_context=context, seed=config.seed, deterministic=True, cache=config.cache_data,
+        num_epochs=1, preprocessing=config.preprocessing)
 
   return Datasets(
-      train_fn=train_fn, eval_fn=eval_fn, num_train_examples=num_train,
+      train_fn=train_fn, eval_fn=eval_fn if config.eval_split else None,
+      num_train_examples=num_train,
       num_eval_examples=int(info.num_examples.get(config.eval_split, 0)) if config.eval_split
       else 0,
       num_classes=int(info.num_classes), description=f"{source} ({num_train} training examples)")
