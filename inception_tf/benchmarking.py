@@ -61,7 +61,8 @@ def time_interleaved(functions: dict[str, Callable[[], object]], *, warmup: int 
   Args:
     functions: name -> function; each call's result is waited for (`.numpy()`) inside the timing.
     warmup: untimed calls of each function first (tracing, compilation, allocator warm-up).
-    iterations: timed calls of each function, interleaved round-robin.
+    iterations: timed calls of each function, interleaved round-robin, the order reversed in
+      every other round (ABBA), so that an order effect does not favour one function.
 
   Raises:
     ValueError: warmup < 0 or iterations < 1.
@@ -72,8 +73,11 @@ def time_interleaved(functions: dict[str, Callable[[], object]], *, warmup: int 
     for _ in range(warmup):
       _block(fn())
   times: dict[str, list[float]] = {name: [] for name in functions}
-  for _ in range(iterations):
-    for name, fn in functions.items():
+  order = list(functions.items())
+  for round_index in range(iterations):
+    # A, B, B, A, A, B, ...: whoever runs first in a round (a cold cache, the previous
+    # function's allocations still being returned) is not always the same function.
+    for name, fn in (order if round_index % 2 == 0 else order[::-1]):
       start = time.perf_counter()
       _block(fn())
       times[name].append(time.perf_counter() - start)
@@ -95,6 +99,9 @@ class Measurement:
   theirs: float | None
   unit: str = "images/s"
   peer: str = ""
+  # min and max of the per-round ratios (round k: theirs' k-th call time / ours' k-th call
+  # time): how far single rounds scatter around the median ratio.
+  ratio_range: tuple[float, float] | None = None
 
   @property
   def ratio(self) -> float | None:
@@ -105,8 +112,13 @@ class Measurement:
                    peer: str = "", unit: str = "images/s") -> "Measurement":
     """From {"ours": Timing, "theirs": Timing} of calls processing `items` each."""
     theirs = timings.get("theirs")
+    ratio_range = None
+    if theirs is not None:
+      rounds = [t / o for o, t in zip(timings["ours"].times, theirs.times)]
+      ratio_range = (min(rounds), max(rounds)) if rounds else None
     return cls(section=section, case=case, ours=items / timings["ours"].median,
-               theirs=None if theirs is None else items / theirs.median, unit=unit, peer=peer)
+               theirs=None if theirs is None else items / theirs.median, unit=unit, peer=peer,
+               ratio_range=ratio_range)
 
   def as_dict(self) -> dict:
     return dict(dataclasses.asdict(self), ratio=self.ratio)
@@ -180,9 +192,15 @@ def run_sections(names: Sequence[str], config: BenchmarkConfig,
 
 def format_measurement(m: Measurement) -> str:
   theirs = "-" if m.theirs is None else f"{m.theirs:8.2f}"
-  ratio = "-" if m.ratio is None else f"{m.ratio:.3f}"
+  ratio = "-" if m.ratio is None else f"{m.ratio:.3f}{_range(m)}"
   peer = f" vs {m.peer}" if m.peer else ""
   return f"{m.case:<48} ours {m.ours:8.2f}  theirs {theirs} {m.unit}  ratio {ratio}{peer}"
+
+
+def _range(m: Measurement) -> str:
+  if m.ratio_range is None:
+    return ""
+  return f" (rounds {m.ratio_range[0]:.3f}-{m.ratio_range[1]:.3f})"
 
 
 def format_table(measurements: Sequence[Measurement]) -> str:
@@ -191,7 +209,7 @@ def format_table(measurements: Sequence[Measurement]) -> str:
            "|---|---|---:|---:|---|---:|---|"]
   for m in measurements:
     theirs = "-" if m.theirs is None else f"{m.theirs:.2f}"
-    ratio = "-" if m.ratio is None else f"{m.ratio:.3f}"
+    ratio = "-" if m.ratio is None else f"{m.ratio:.3f}{_range(m)}"
     lines.append(f"| {m.section} | {m.case} | {m.ours:.2f} | {theirs} | {m.unit} | {ratio} | "
                  f"{m.peer} |")
   return "\n".join(lines)

@@ -13,7 +13,7 @@ def test_time_interleaved_warms_up_then_alternates():
   timings = benchmarking.time_interleaved(
       {"ours": lambda: calls.append("a"), "theirs": lambda: calls.append("b")},
       warmup=2, iterations=3)
-  assert calls == ["a", "a", "b", "b"] + ["a", "b"] * 3
+  assert calls == ["a", "a", "b", "b"] + ["a", "b", "b", "a", "a", "b"]  # ABBA rounds
   assert len(timings["ours"].times) == 3 and len(timings["theirs"].times) == 3
   assert all(t >= 0 for t in timings["ours"].times)
 
@@ -37,7 +37,13 @@ def test_timing_median_and_measurement_ratio():
       items=32)
   assert (m.ours, m.theirs, m.ratio) == (64.0, 32.0, 2.0)
   assert m.as_dict()["ratio"] == 2.0
-  assert "| s | case | 64.00 | 32.00 | images/s | 2.000 |" in benchmarking.format_table([m])
+  assert m.ratio_range == (2.0, 2.0)
+  assert "| s | case | 64.00 | 32.00 | images/s | 2.000 (rounds 2.000-2.000) |" in (
+      benchmarking.format_table([m]))
+  paired = benchmarking.Measurement.from_timings(
+      "s", "c", {"ours": benchmarking.Timing((1.0, 2.0, 1.0)),
+                 "theirs": benchmarking.Timing((1.1, 1.0, 1.0))}, items=1)
+  assert paired.ratio_range == (0.5, 1.1)
   alone = benchmarking.Measurement("s", "c", ours=1.0, theirs=None)
   assert alone.ratio is None and "ratio -" in benchmarking.format_measurement(alone)
 
