@@ -13,8 +13,8 @@ Training streams, per input pipeline:
     -> parallel parse + decode + Inception train preprocessing (stateless, seeded per example)
     -> skip undecodable -> batch(drop_remainder) -> prefetch
 
-With `color_distortion_on_device=True` the train preprocessing stops after the crop, flip and
-resize and yields uint8 batches; the step applies `preprocessing.distort_color_batch` (TPU style:
+With `color_distortion_on_device=True` the train preprocessing stops after the crop, resize and
+flip and yields uint8 batches; the step applies `preprocessing.distort_color_batch` (TPU style:
 the per-pixel colour work runs batched on the accelerator, the host sends 4x fewer bytes).
 
 Each epoch is shuffled with a seed derived from `(seed, epoch)` and every example is augmented with
