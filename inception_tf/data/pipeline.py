@@ -196,14 +196,19 @@ def _counter(name: str) -> _Counter:
     return _counters[name]
 
 
-def decode_error_count() -> int:
-  """Records dropped because their image failed to decode, over all pipelines of this process.
+def decode_error_count(error_counter: Optional[str] = None) -> int:
+  """Records dropped because their image failed to decode: those of the pipelines made with
+  `make_dataset(..., error_counter=error_counter)`, or of every pipeline of this process (None).
 
   Counted as records that entered the decoder minus images it produced: exact once a pipeline is
   drained (e.g. after an eval pass); while a training stream runs it may include the few records
   being decoded at that moment.
   """
-  return _counter("decode_attempts").value() - _counter("decode_successes").value()
+  with _counters_lock:
+    names = sorted({n.rpartition("/")[0] for n in _counters}) if error_counter is None else [
+        error_counter]
+  return sum(_counter(f"{n}/decode_attempts").value() - _counter(f"{n}/decode_successes").value()
+             for n in names)
 
 
 def _counting(counter_name: str):
@@ -218,16 +223,20 @@ def _counting(counter_name: str):
   return fn
 
 
-def _decode_skipping_errors(ds: tf.data.Dataset, decode_fn, deterministic: bool) -> tf.data.Dataset:
-  """Parallel `decode_fn`; elements whose decode raises are dropped and counted.
+def decode_skipping_errors(ds: tf.data.Dataset, decode_fn, deterministic: bool,
+                           error_counter: str) -> tf.data.Dataset:
+  """Parallel `decode_fn`; elements whose decode raises are dropped and counted under
+  `error_counter` (see `decode_error_count`).
 
   Attempts are counted before the decode and successes after it, in separate functions, so a
   failing decode cannot abort the count.
   """
-  ds = ds.map(_counting("decode_attempts"))
+  if not error_counter or "/" in error_counter:
+    raise ValueError(f"error_counter must be a non-empty name without '/'; got {error_counter!r}.")
+  ds = ds.map(_counting(f"{error_counter}/decode_attempts"))
   ds = ds.map(decode_fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
   ds = ds.ignore_errors()
-  return ds.map(_counting("decode_successes"))
+  return ds.map(_counting(f"{error_counter}/decode_successes"))
 
 
 def _image_hw(image_size) -> tuple[int, int]:
@@ -247,7 +256,8 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
                  shuffle_buffer_size: int = DEFAULT_SHUFFLE_BUFFER,
                  central_fraction: float = preprocessing_lib.CENTRAL_FRACTION,
                  with_filenames: bool = False,
-                 color_distortion_on_device: bool = False) -> tf.data.Dataset:
+                 color_distortion_on_device: bool = False,
+                 error_counter: str = "default") -> tf.data.Dataset:
   """The train or eval `tf.data.Dataset` of one input pipeline.
 
   Args:
@@ -276,15 +286,18 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
     central_fraction: eval central crop fraction.
     with_filenames: add `"filenames"` (string [B]) to every element.
     color_distortion_on_device: training only, Inception preprocessing only: the TPU-style split.
-      The host does only the crop (fused decode-and-crop), flip and resize and yields uint8
+      The host does only the crop (fused decode-and-crop), resize and flip and yields uint8
       images in 0..255 (`preprocessing.preprocess_for_train_uint8`); the training step MUST then
       call `preprocessing.distort_color_batch(images, seed, fast_mode=fast_mode)` on each batch,
       which applies slim's colour distortion and the [-1, 1] scaling on the accelerator (the
       trainer does with `TrainConfig.color_distortion_on_device`).
+    error_counter: name under which records that fail to decode are counted
+      (`decode_error_count(error_counter)`), e.g. one per run and split.
 
   Returns:
     Training: `{"images": dtype [B, H, W, 3] in [-1, 1] ("vgg": mean-subtracted; uint8 0..255
-    with `color_distortion_on_device`), "labels": int32 [B]}` batches with a static batch size. Eval: the same plus `"mask"`:
+    with `color_distortion_on_device`), "labels": int32 [B]}` batches with a static batch size.
+    Eval: the same plus `"mask"`:
     float32 [B], 1 for real examples, 0 for padding (the end of the last batch, and whole padding
     batches that equalise the number of batches across pipelines and replicas).
 
@@ -353,7 +366,7 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
       return out
 
     ds = ds.enumerate(start=start_index).skip(skip)
-    ds = _decode_skipping_errors(ds, decode, deterministic)
+    ds = decode_skipping_errors(ds, decode, deterministic, error_counter)
     ds = ds.batch(batch_size, drop_remainder=True)
   else:
     ds = records(seed, False)
@@ -375,7 +388,7 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
         out["filenames"] = example["filename"]
       return out
 
-    ds = _decode_skipping_errors(ds, decode, deterministic)
+    ds = decode_skipping_errors(ds, decode, deterministic, error_counter)
     ds = ds.batch(batch_size, drop_remainder=False)
     ds = ds.map(lambda batch: _pad_batch(batch, batch_size), num_parallel_calls=tf.data.AUTOTUNE)
     replicas = input_context.num_replicas_in_sync if input_context else 1

@@ -37,6 +37,7 @@ import os
 import re
 import sys
 import time
+import uuid
 from typing import Any, Callable, Sequence
 
 import keras
@@ -181,8 +182,8 @@ def _decode(example: dict) -> tf.Tensor:
 
 def build_dataset(raw: tf.data.Dataset, *, image_sizes: Sequence[int], crops: int,
                   global_batch_size: int, central_fraction: float = 0.875,
-                  blacklist: Sequence[int] = (), max_examples: int | None = None
-                  ) -> tf.data.Dataset:
+                  blacklist: Sequence[int] = (), max_examples: int | None = None,
+                  error_counter: str = "evaluate") -> tf.data.Dataset:
   """Raw records -> padded global batches {"images_<S>": [B, crops, S, S, 3], "labels", "mask"}.
 
   Every batch is full (mask 0 pads the last one) and the stream ends after the last real example.
@@ -195,6 +196,8 @@ def build_dataset(raw: tf.data.Dataset, *, image_sizes: Sequence[int], crops: in
     central_fraction: of the 1-crop protocol.
     blacklist: devkit image ids to leave out (see `read_blacklist`).
     max_examples: evaluate only the first N (after the blacklist).
+    error_counter: records whose image fails to decode are skipped (not fatal) and counted under
+      this name: `inception_tf.data.decode_error_count(error_counter)`.
   """
   crops = crops_lib.validate_crops(crops)
   raw = raw.enumerate(start=1)
@@ -218,7 +221,9 @@ def build_dataset(raw: tf.data.Dataset, *, image_sizes: Sequence[int], crops: in
     out["mask"] = tf.constant(1, tf.int32)
     return out
 
-  ds = raw.map(to_crops, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  from inception_tf.data import pipeline  # pylint: disable=import-outside-toplevel
+  ds = pipeline.decode_skipping_errors(raw, to_crops, deterministic=True,
+                                       error_counter=error_counter)
   padding = {f"images_{s}": tf.zeros([crops, s, s, 3], tf.float32) for s in image_sizes}
   padding.update(labels=tf.constant(0, tf.int32), mask=tf.constant(0, tf.int32))
   ds = ds.concatenate(tf.data.Dataset.from_tensors(padding).repeat())
@@ -517,11 +522,17 @@ class Evaluator:
     self.blacklist = list(blacklist or [])
     self.max_examples = max_examples
     self.verbose = verbose
+    self.error_counter = f"evaluate_{uuid.uuid4().hex[:12]}"
     self.dataset = build_dataset(self.raw, image_sizes=self.image_sizes, crops=self.crops,
                                  global_batch_size=batch_size,
                                  central_fraction=central_fraction, blacklist=self.blacklist,
-                                 max_examples=max_examples)
+                                 max_examples=max_examples, error_counter=self.error_counter)
     self._step = self._make_step()
+
+  def _undecodable_skipped(self) -> int:
+    """Records left out of this evaluator's passes so far because their image did not decode."""
+    from inception_tf.data import pipeline  # pylint: disable=import-outside-toplevel
+    return pipeline.decode_error_count(self.error_counter)
 
   def _make_step(self) -> Callable:
     members, crops, classes = self.members, self.crops, self.num_classes
@@ -569,6 +580,7 @@ class Evaluator:
     softmax in data order) and "labels" ([N]); they are not written to `output`.
     """
     kept_probs, kept_labels = [], []
+    skipped_before = self._undecodable_skipped()
     accumulator = metrics_lib.AccuracyAccumulator(self.num_classes, ks=(1, 5))
     expected = self.expected_examples
     if expected and self.max_examples:
@@ -620,6 +632,7 @@ class Evaluator:
         "top1_accuracy": result["top1_accuracy"], "top5_accuracy": result["top5_accuracy"],
         "top1_error": result["top1_error"], "top5_error": result["top5_error"],
         "num_examples": result["num_examples"],
+        "undecodable_skipped": self._undecodable_skipped() - skipped_before,
         "top1_correct": result["top1_correct"], "top5_correct": result["top5_correct"],
         "top5_k": min(5, self.num_classes),
         "mean_per_class_accuracy": result["mean_per_class_accuracy"],
@@ -711,7 +724,9 @@ def format_report(report: dict) -> str:
                      for m in report["models"])
   tp = report["throughput"]
   return (f"{models} | {report['data']['split']} | {report['crops']} crop(s) at "
-          f"{report['image_sizes']} | {report['num_examples']} examples | "
+          f"{report['image_sizes']} | {report['num_examples']} examples"
+          + (f" ({report['undecodable_skipped']} undecodable skipped)"
+             if report.get("undecodable_skipped") else "") + " | "
           f"top-1 {100 * report['top1_accuracy']:.2f}% (error {100 * report['top1_error']:.2f}%) | "
           f"top-{report['top5_k']} {100 * report['top5_accuracy']:.2f}% | "
           f"{tp['images_per_second']:.1f} images/s ({tp['crops_per_second']:.1f} crops/s)")

@@ -25,6 +25,7 @@ import math
 import os
 import sys
 import time
+import uuid
 from typing import Any, Callable
 
 import keras
@@ -60,6 +61,10 @@ class Datasets:
     num_eval_examples: size of the evaluation split.
     num_classes: logits width (including slim's background class where the data has it).
     description: for the log.
+    error_counters: {"train": name, "eval": name} of the pipelines' undecodable-record counters
+      (`data.decode_error_count(name)`); empty when the input does not count them. Each
+      evaluation reports its skipped records (exact: an eval pass is drained); the training
+      stream's count includes the records in flight in its parallel decode, so it is not logged.
   """
 
   train_fn: TrainFn
@@ -68,6 +73,7 @@ class Datasets:
   num_eval_examples: int
   num_classes: int
   description: str = ""
+  error_counters: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def _data_source(config: TrainConfig) -> str:
@@ -107,6 +113,9 @@ def pipeline_datasets(config: TrainConfig, *, image_size: int) -> Datasets:
   def per_replica(context, global_batch):
     return context.get_per_replica_batch_size(global_batch) if context else global_batch
 
+  run_id = uuid.uuid4().hex[:12]  # this run's own undecodable-record counters
+  counters = {"train": f"train_{run_id}", "eval": f"eval_{run_id}"}
+
   def train_fn(context, skip_batches):
     return data.make_dataset(
         source, split=config.train_split, is_training=True,
@@ -114,21 +123,32 @@ def pipeline_datasets(config: TrainConfig, *, image_size: int) -> Datasets:
         input_context=context, seed=config.seed, deterministic=config.deterministic,
         cache=config.cache_data, num_epochs=None, skip_batches=skip_batches,
         preprocessing=config.preprocessing, fast_mode=config.fast_preprocessing,
-        color_distortion_on_device=config.color_distortion_on_device)
+        color_distortion_on_device=config.color_distortion_on_device,
+        error_counter=counters["train"])
 
   def eval_fn(context):
     return data.make_dataset(
         source, split=config.eval_split, is_training=False,
         batch_size=per_replica(context, config.eval_batch_size), image_size=image_size,
         input_context=context, seed=config.seed, deterministic=True, cache=config.cache_data,
-        num_epochs=1, preprocessing=config.preprocessing)
+        num_epochs=1, preprocessing=config.preprocessing, error_counter=counters["eval"])
 
   return Datasets(
       train_fn=train_fn, eval_fn=eval_fn if config.eval_split else None,
       num_train_examples=num_train,
       num_eval_examples=int(info.num_examples.get(config.eval_split, 0)) if config.eval_split
       else 0,
-      num_classes=int(info.num_classes), description=f"{source} ({num_train} training examples)")
+      num_classes=int(info.num_classes), description=f"{source} ({num_train} training examples)",
+      error_counters=counters)
+
+
+def _decode_errors(datasets: Datasets, split: str) -> int:
+  """Undecodable records the run's `split` pipelines have skipped so far (0 when not counted)."""
+  name = datasets.error_counters.get(split)
+  if not name:
+    return 0
+  from inception_tf import data  # pylint: disable=import-outside-toplevel
+  return data.decode_error_count(name)
 
 
 def total_train_steps(config: TrainConfig, num_train_examples: int) -> int:
@@ -495,14 +515,18 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *, datasets: Dataset
   def run_eval(step, final=False):
     if datasets.eval_fn is None:
       return None
+    skipped_before = _decode_errors(datasets, "eval")
     result = trainer.evaluate(eval_dataset(), use_ema=True)
+    result["undecodable_skipped"] = _decode_errors(datasets, "eval") - skipped_before
     with eval_writer.as_default():
       for key in ("top1", "top5", "loss"):
         summary_scalar(key, result[key], step)
     label = "EMA" if trainer.ema is not None else "raw"
     say(f"{'Final evaluation' if final else 'Evaluation'} at step {step} ({label} weights): "
         f"top-1 {result['top1']:.4f}  top-5 {result['top5']:.4f}  loss {result['loss']:.4f}  "
-        f"over {result['num_examples']} examples")
+        f"over {result['num_examples']} examples" + (
+            f" ({result['undecodable_skipped']} undecodable records skipped)"
+            if result["undecodable_skipped"] else ""))
     return result
 
   results: dict[str, Any] = {"step": start_step, "history": []}

@@ -183,15 +183,22 @@ def test_corrupt_records_are_skipped_and_counted(tmp_path):
                                              filename=key))
   before = data.decode_error_count()
   ds = data.make_dataset(str(tmp_path), split="validation", is_training=False, batch_size=4,
-                         image_size=SIZE, with_filenames=True)
+                         image_size=SIZE, with_filenames=True, error_counter="bad_records_eval")
   seen = [n.decode() for b in ds for n, m in zip(b["filenames"].numpy(), b["mask"].numpy()) if m]
   assert sorted(seen) == names
   assert data.decode_error_count() - before == 3
   train = data.make_dataset(str(tmp_path), split="validation", is_training=True, batch_size=4,
-                            image_size=SIZE, with_filenames=True, num_epochs=2, seed=0)
+                            image_size=SIZE, with_filenames=True, num_epochs=2, seed=0,
+                            error_counter="bad_records_train")
   seen = [n.decode() for b in train for n in b["filenames"].numpy()]
   assert len(seen) == 8 and set(seen) <= set(names)  # 10 good records, 2 full batches
-  assert data.decode_error_count() - before == 9
+  assert data.decode_error_count() - before == 9  # every pipeline of the process
+  # Per name: the eval pass and the two training epochs apart.
+  assert data.decode_error_count("bad_records_eval") == 3
+  assert data.decode_error_count("bad_records_train") == 6
+  with pytest.raises(ValueError, match="error_counter"):
+    data.make_dataset(str(tmp_path), split="validation", is_training=False, batch_size=4,
+                      image_size=SIZE, error_counter="a/b")
 
 
 def test_tfds_source_with_mock_data():

@@ -243,3 +243,25 @@ def test_mirrored_strategy_on_two_cpu_devices_counts_every_example_once(records,
     single = _run_with_probabilities(model, records, crops, batch_size=4)
     np.testing.assert_allclose(np.array(mirrored["probabilities"]), single["probabilities"],
                                rtol=1e-4, atol=1e-6)
+
+
+def test_undecodable_images_are_skipped_and_reported(model, tmp_path):
+  """A corrupt record in the validation set does not stop the evaluation: it is left out of the
+  accuracy and reported (in the report and in its one-line summary)."""
+  directory = eval_fixtures.write_records(str(tmp_path), IDS, num_shards=1)
+  path = os.path.join(directory, "validation-00000-of-00001")
+  records = [r.numpy() for r in tf.data.TFRecordDataset(path)]
+  with tf.io.TFRecordWriter(path) as writer:
+    for position, raw in enumerate(records):
+      if position in (2, 7):
+        example = tf.train.Example.FromString(raw)
+        example.features.feature["image/encoded"].bytes_list.value[:] = [b"truncated \xff\xd8"]
+        raw = example.SerializeToString()
+      writer.write(raw)
+  report = _run(model, directory, 10, return_probabilities=True)
+  assert report["num_examples"] == NUM - 2 and report["undecodable_skipped"] == 2
+  expected = [image_id for position, image_id in enumerate(IDS) if position not in (2, 7)]
+  np.testing.assert_array_equal(report["labels"], expected)  # the others, in data order
+  assert f"{NUM - 2} examples (2 undecodable skipped)" in ev.format_report(report)
+  clean = eval_fixtures.write_records(str(tmp_path / "clean"), IDS)
+  assert _run(model, clean, 1)["undecodable_skipped"] == 0

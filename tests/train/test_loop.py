@@ -211,3 +211,44 @@ def test_trainable_scopes_freeze_everything_else():
   with pytest.raises(ValueError, match="match no trainable variable"):
     loop.Trainer(config.replace(trainable_scopes=("Mixed_9z",)), distribute.get_strategy("default"),
                  num_classes=4, num_train_examples=64, image_size=8, model_fn=tiny.tiny_model_fn)
+
+
+def _corrupt_records(path: str, indices) -> None:
+  """Rewrites a TFRecord shard with the images of `indices` replaced by undecodable bytes."""
+  records = [r.numpy() for r in tf.data.TFRecordDataset(path)]
+  with tf.io.TFRecordWriter(path) as writer:
+    for i, raw in enumerate(records):
+      if i in indices:
+        example = tf.train.Example.FromString(raw)
+        example.features.feature["image/encoded"].bytes_list.value[:] = [b"\xff\xd8 not a JPEG"]
+        raw = example.SerializeToString()
+      writer.write(raw)
+
+
+def test_undecodable_records_are_skipped_in_training_and_reported_by_evaluation(tmp_path):
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  from inception_tf.data import builder  # pylint: disable=import-outside-toplevel
+  images, labels = tiny.make_arrays(60, image_size=16)
+  items = []
+  for i, (image, label) in enumerate(zip(images, labels)):
+    buffer = io.BytesIO()
+    Image.fromarray(np.uint8(np.clip((image + 1) * 127.5, 0, 255))).save(buffer, format="JPEG")
+    items.append(builder.ImageItem(label=int(label), filename=f"{i}.jpg", data=buffer.getvalue()))
+  classes = tuple(f"c{k}" for k in range(tiny.NUM_CLASSES))
+  data_dir = str(tmp_path / "data")
+  builder.build_tfrecords(data_dir, {"train": items[:40], "validation": items[40:]},
+                          class_map=builder.ClassMap(classes, classes), num_shards=1,
+                          progress=False)
+  _corrupt_records(os.path.join(data_dir, "train-00000-of-00001"), {3, 17})
+  _corrupt_records(os.path.join(data_dir, "validation-00000-of-00001"), {0, 5, 9})
+
+  stream = io.StringIO()
+  config = tiny.tiny_config(data_dir=data_dir, image_size=16, train_steps=12, eval_every_steps=8,
+                            deterministic=True)
+  result = loop.train_and_evaluate(config, str(tmp_path / "run"), model_fn=tiny.tiny_model_fn,
+                                   stream=stream)
+  # 12 steps of 8 = 2.4 passes over 38 decodable training images: no crash on the bad two.
+  assert result["step"] == 12
+  assert result["eval"]["num_examples"] == 17 and result["eval"]["undecodable_skipped"] == 3
+  log = stream.getvalue()
+  assert log.count("over 17 examples (3 undecodable records skipped)") == 2, log
