@@ -52,8 +52,9 @@ def _interleaved_rates(producers: dict[str, Callable[[], Callable[[], int]]], se
   A producer is opened afresh for each window (`open()` returns `produce`, a call of which
   returns the number of images it produced) and dropped when its window ends: a tf.data iterator
   left alive keeps its parallel maps and prefetch buffers working in the background and would
-  take CPU from the producer being timed (measured in session 3: with five photo pipelines kept
-  alive, the device-colour pipeline measured 0.39x of decode-only; alone, 0.61x). Each window
+  take CPU from the producer being timed (on the same photos, the device-colour pipeline
+  measured 0.39x of decode-only with five pipelines kept alive in session 2, and 0.61x with three
+  in session 3, both on a loaded machine). Each window
   first makes `warmup_calls` untimed calls (pipeline start-up, autotuning), then counts images.
   """
   images = {name: 0 for name in producers}
