@@ -1,5 +1,7 @@
 """Tests of the benchmark helpers (inception_tf.benchmarking); the benchmarks run in tools/."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -87,3 +89,37 @@ def test_steps_on_a_tiny_model():
   loss = benchmarking.train_step(model, jit_compile=False)(images, labels)
   assert np.isfinite(float(loss))
   assert not np.array_equal(model.get_layer("dense").kernel.numpy(), before)
+
+
+def test_merge_instances_averages_each_round_over_a_sides_instances():
+  merged = benchmarking.merge_instances({
+      "ours.0": benchmarking.Timing((1.0, 3.0)), "theirs.1": benchmarking.Timing((2.0, 2.0)),
+      "theirs.2": benchmarking.Timing((4.0, 2.0)), "ours.3": benchmarking.Timing((3.0, 1.0))})
+  assert merged == {"ours": benchmarking.Timing((2.0, 2.0)),
+                    "theirs": benchmarking.Timing((3.0, 2.0))}
+
+
+@pytest.mark.parametrize("instances,order", [(2, ["ours", "theirs", "theirs", "ours"]),
+                                             (1, ["ours", "theirs"])])
+def test_models_section_builds_both_sides_early_and_late(monkeypatch, instances, order):
+  built = []
+
+  def tiny(side):
+    def build(*args, **kwargs):
+      built.append(side)
+      inputs = keras.Input((299, 299, 3))
+      x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3, strides=8)(inputs))
+      return keras.Model(inputs, keras.layers.Dense(1000)(x))  # the peers' 1000 classes
+    return build
+
+  import inception_tf.models  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(inception_tf.models, "create_model", tiny("ours"))
+  monkeypatch.setattr(benchmarking, "_peer_model", tiny("theirs"))
+  config = benchmarking.BenchmarkConfig(batch_size=2, warmup=1, iterations=2, dtypes=("float32",),
+                                        models=("inception_v3",), instances=instances)
+  results = list(benchmarking.models_section(config))
+  assert built == order
+  assert [m.case.split()[1] for m in results] == ["inference", "train"]
+  assert all(m.ours > 0 and m.theirs > 0 for m in results)
+  with pytest.raises(ValueError, match="instances must be 1 or 2"):
+    list(benchmarking.models_section(dataclasses.replace(config, instances=3)))

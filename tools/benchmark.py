@@ -31,6 +31,9 @@ _WARMUP = flags.DEFINE_integer("warmup", _DEFAULTS.warmup, "Untimed calls per fu
 _ITERATIONS = flags.DEFINE_integer("iterations", _DEFAULTS.iterations,
                                    "Timed calls per function (median reported).")
 _JIT = flags.DEFINE_bool("jit_compile", _DEFAULTS.jit_compile, "XLA-compile both sides' steps.")
+_INSTANCES = flags.DEFINE_integer(
+    "instances", _DEFAULTS.instances, "Models section: models built per side (2: in the order "
+    "ours, theirs, theirs, ours, as the build order changes speed; 1: ours, theirs).")
 _JSON = flags.DEFINE_bool("json", False, "Also print the results as JSON.")
 
 
@@ -43,7 +46,7 @@ def main(argv):
   config = dataclasses.replace(
       _DEFAULTS, batch_size=_BATCH.value, warmup=_WARMUP.value, iterations=_ITERATIONS.value,
       jit_compile=_JIT.value, dtypes=tuple(_DTYPES.value), models=tuple(_MODELS.value),
-      modes=tuple(_MODES.value))
+      modes=tuple(_MODES.value), instances=_INSTANCES.value)
   results = benchmarking.run_sections(_SECTIONS.value, config)
   print()
   print(benchmarking.format_table(results))

@@ -5,9 +5,11 @@
   python tools/benchmark_input.py --data_dir=/data/imagenet-tfrecords --image_size=299
 
 Prints images/s of each and the ratio to decode-only (target: train >= 0.8x decode-only).
-`train_device_color` is the host half of the TPU-style split (`--color_distortion_on_device` in
-training: crop-decode, flip, resize, uint8); then the cost of the colour distortion it moves to the
-step: slim's `distort_color` per image on the host vs `distort_color_batch` on a batch.
+`train` is the trainer's default pipeline (slim's fast mode, colour distortion on the host);
+`train_device_color` is the host half of the TPU-style split (`--color_distortion_on_device`, the
+`tpu` preset: crop-decode, resize, flip, uint8); `*_4_methods` are the same with
+`fast_mode=False`. Then the cost of the colour distortion the split moves to the step: slim's
+`distort_color` per image on the host vs `distort_color_batch` on a batch.
 """
 
 import os
@@ -26,6 +28,10 @@ _SPLIT = flags.DEFINE_string("split", "train", "Split to read.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 299, "Output image size.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Batch size.")
 _SECONDS = flags.DEFINE_float("seconds", 20.0, "Measurement time per pipeline (in 5 alternating windows).")
+_FAST_MODE = flags.DEFINE_enum(
+    "fast_mode", "both", ["both", "true", "false"],
+    "Train pipelines to measure: slim's fast mode (the default of training), the 4-method mode, "
+    "or both.")
 _COLOR_SECONDS = flags.DEFINE_float(
     "color_seconds", 10.0, "Measurement time per colour-distortion variant; 0 skips that part.")
 
@@ -38,7 +44,9 @@ def main(argv):
   elif source == "photos":
     source = benchmark.photos_data_dir(os.path.join(tempfile.gettempdir(), "inception_tf_photos"))
   rates = benchmark.benchmark_input(source, split=_SPLIT.value, image_size=_IMAGE_SIZE.value,
-                                    batch_size=_BATCH_SIZE.value, seconds=_SECONDS.value)
+                                    batch_size=_BATCH_SIZE.value, seconds=_SECONDS.value,
+                                    fast_mode={"both": None, "true": True,
+                                               "false": False}[_FAST_MODE.value])
   print(f"source={source} split={_SPLIT.value} image_size={_IMAGE_SIZE.value} "
         f"batch_size={_BATCH_SIZE.value} cpus={os.cpu_count()}")
   _print(rates)
@@ -47,7 +55,8 @@ def main(argv):
           f"{_BATCH_SIZE.value}, this CPU):")
     _print(benchmark.benchmark_color_distortion(image_size=_IMAGE_SIZE.value,
                                                 batch_size=_BATCH_SIZE.value,
-                                                seconds=_COLOR_SECONDS.value))
+                                                seconds=_COLOR_SECONDS.value,
+                                                fast_mode=_FAST_MODE.value != "false"))
 
 
 def _print(rates):

@@ -52,7 +52,9 @@ flags.DEFINE_string("tfds_name", None, "A TFDS dataset already on disk, e.g. ima
 flags.DEFINE_string("train_split", None, "Training split (train).")
 flags.DEFINE_string("eval_split", None, "Evaluation split (validation); empty: no evaluation.")
 flags.DEFINE_boolean("cache_data", None, "Cache the records in memory (small datasets).")
-flags.DEFINE_boolean("fast_preprocessing", None, "slim's fast_mode color distortion.")
+flags.DEFINE_boolean("fast_preprocessing", None,
+                     "slim's fast_mode (default true, as slim): bilinear resize, brightness + "
+                     "saturation; false: one of 4 resize methods and 4 colour-op orders.")
 flags.DEFINE_boolean("color_distortion_on_device", None,
                      "Host sends uint8 crops; the colour distortion runs batched in the step "
                      "(TPU-style; default on in --preset=tpu).")

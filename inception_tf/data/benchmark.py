@@ -99,34 +99,43 @@ def decode_only_dataset(source: str, split: str, batch_size: int) -> tf.data.Dat
       tf.data.TFRecordDataset, cycle_length=len(files), num_parallel_calls=tf.data.AUTOTUNE,
       deterministic=False)
   ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
-  return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+  options = tf.data.Options()  # the threading of `pipeline.make_dataset`, for a like comparison
+  options.threading.max_intra_op_parallelism = 1
+  return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def benchmark_input(source: str, *, split: str = "train", image_size: int = 299,
                     batch_size: int = 32, seconds: float = 20.0, warmup_batches: int = 3,
                     rounds: int = 5,
                     fast_mode: Optional[bool] = None) -> dict[str, float]:
-  """Images/s of decode-only, train (slim, fast mode, colour distortion left to the device) and
-  eval pipelines on `source`.
+  """Images/s of decode-only, train and eval pipelines on `source`, measured in one process.
 
   Each pipeline is measured for `seconds` in total, in `rounds` alternating windows.
-  `train_device_color` is the host half of the TPU-style split
-  (`make_dataset(color_distortion_on_device=True)`: crop-decode, flip, resize, uint8 batches);
-  its colour distortion runs in the training step (see `benchmark_color_distortion`).
+  - `train`: `make_dataset(is_training=True)` as the trainer builds it by default: slim's fast
+    mode (its default: bilinear resize; brightness and saturation), colour distortion per image
+    on the host, float32 [-1, 1] batches.
+  - `train_device_color`: the host half of the TPU-style split (`color_distortion_on_device`,
+    the `tpu` preset): crop-decode, resize, flip, uint8 batches; the colour distortion runs in
+    the training step (see `benchmark_color_distortion`).
+  - `*_4_methods`: the same with `fast_mode=False` (one of 4 resize methods, 4 colour orders).
+  - `eval`: central crop, TF1 bilinear resize, full decodes (slim-exact).
+
+  Args:
+    fast_mode: None: both modes; True / False: only the train pipelines of that mode.
 
   Returns:
-    `{"decode_only": r0, "train": r1, "train_fast_mode": r2, "train_device_color": r3,
-    "eval": r4}` (only the requested train mode(s) when `fast_mode` is given), plus the ratios
-    `train/decode_only`, ...
+    `{"decode_only": r0, "train": r1, "train_device_color": r2, "train_4_methods": r3,
+    "train_device_color_4_methods": r4, "eval": r5}` (a subset when `fast_mode` is given), plus
+    the ratios `train/decode_only`, ...
   """
   common = dict(split=split, batch_size=batch_size, image_size=image_size)
   datasets = {"decode_only": decode_only_dataset(source, split, batch_size)}
-  for mode in ([False, True] if fast_mode is None else [fast_mode]):
-    datasets["train_fast_mode" if mode else "train"] = pipeline.make_dataset(
+  for mode in ([True, False] if fast_mode is None else [fast_mode]):
+    suffix = "" if mode else "_4_methods"
+    datasets["train" + suffix] = pipeline.make_dataset(
         source, is_training=True, fast_mode=mode, **common)
-  datasets["train_device_color"] = pipeline.make_dataset(
-      source, is_training=True, fast_mode=bool(fast_mode), color_distortion_on_device=True,
-      **common)
+    datasets["train_device_color" + suffix] = pipeline.make_dataset(
+        source, is_training=True, fast_mode=mode, color_distortion_on_device=True, **common)
   datasets["eval"] = pipeline.make_dataset(source, is_training=False, num_epochs=1_000_000,
                                            **common)
   rates = _interleaved_rates({name: _batches(ds, batch_size) for name, ds in datasets.items()},
@@ -139,7 +148,7 @@ def benchmark_input(source: str, *, split: str = "train", image_size: int = 299,
 
 def benchmark_color_distortion(*, image_size: int = 299, batch_size: int = 32,
                                seconds: float = 10.0, rounds: int = 5,
-                               fast_mode: bool = False) -> dict[str, float]:
+                               fast_mode: bool = True) -> dict[str, float]:
   """Images/s of slim's colour distortion on this machine: the host path (`distort_color` per
   image in a parallel tf.data map, float32 [0, 1] in, as `preprocess_for_train` runs it) next to
   `distort_color_batch` on a uint8 batch, as a `tf.function` and XLA-compiled.

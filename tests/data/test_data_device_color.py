@@ -15,7 +15,7 @@ from inception_tf.data import preprocessing
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "colorwheel")
 SIZE = 64
 # slim's inception_preprocessing.distort_color: the op order of each color_ordering.
-SLIM_ORDERS = {False: ("BSHC", "SBCH", "CHBS", "HSCB"), True: ("BS", "SB")}
+SLIM_ORDERS = {False: ("BSHC", "SBCH", "CHBS", "HSCB"), True: ("BS",)}  # slim: fast mode = order 0
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def _params(num, order, seed):
 
 
 @pytest.mark.parametrize("fast_mode,order", [(False, 0), (False, 1), (False, 2), (False, 3),
-                                             (True, 0), (True, 1)])
+                                             (True, 0)])
 def test_batched_distortion_equals_tf_image_ops_in_slims_order(photos, fast_mode, order):
   params = _params(len(photos), order, seed=order + 10 * fast_mode)
   got = preprocessing.distort_color_batch_with_params(photos, params, fast_mode=fast_mode).numpy()
@@ -69,7 +69,7 @@ def test_batched_distortion_equals_tf_image_ops_in_slims_order(photos, fast_mode
 def test_mixed_orders_in_one_batch_equal_each_image_alone(photos):
   params = _params(len(photos), 0, seed=7)
   params["order"] = np.array([0, 1, 2, 3, 2, 1], np.int32)
-  got = preprocessing.distort_color_batch_with_params(photos, params).numpy()
+  got = preprocessing.distort_color_batch_with_params(photos, params, fast_mode=False).numpy()
   for i in range(len(photos)):
     expected = _slim_distort(photos[i], {k: v[i] for k, v in params.items()},
                              SLIM_ORDERS[False][params["order"][i]])
@@ -89,9 +89,10 @@ def test_random_parameters_are_in_slims_ranges_and_depend_on_image_and_seed(fast
     assert values.min() < low + 0.05 * (high - low) and values.max() > high - 0.05 * (high - low)
     assert len(np.unique(values)) > 500, name
   counts = np.bincount(params["order"], minlength=4)
-  assert len(counts) == 4 and (counts[:2 if fast_mode else 4] > 80).all()
-  if fast_mode:
-    assert counts[2:].sum() == 0
+  if fast_mode:  # slim applies its fast-mode colour distortion with ordering 0 only
+    assert counts[0] == 512
+  else:
+    assert len(counts) == 4 and (counts > 80).all()
   # The parameters are not correlated across ops.
   assert abs(np.corrcoef(params["brightness"], params["contrast"])[0, 1]) < 0.2
   again = preprocessing.color_distortion_params(tf.constant([3, 4], tf.int64), 512,

@@ -61,7 +61,7 @@ def test_device_colour_distortion_resumes_exactly(tmp_path, monkeypatch):
 
   monkeypatch.setattr(preprocessing, "distort_color_batch", recording)
   straight = _run(tmp_path / "straight", _config(), _uint8_datasets())
-  assert calls == [(tf.uint8, (8, 8, 8, 3), {"fast_mode": False})]
+  assert calls == [(tf.uint8, (8, 8, 8, 3), {"fast_mode": True})]  # slim's default
   _run(tmp_path / "resumed", _config(train_steps=2), _uint8_datasets())
   resumed = _run(tmp_path / "resumed", _config(), _uint8_datasets())
   assert straight["step"] == resumed["step"] == 4
