@@ -287,8 +287,8 @@ def _train_crop_resize(image_bytes_or_image: _TensorLike, height: int, width: in
     image = to_rgb(image)
     begin, size = _crop_window(tf.shape(image), bbox, seeds[0], **window_kwargs)
     crop = tf.slice(image, begin, size)
-  # Resizing the integer crop (outputs float32 in the input's range) and scaling afterwards saves
-  # a float conversion pass over the crop; results equal `to_float` first up to float rounding.
+  # The resize keeps the crop's range (0..255 for uint8, float32 out); `scale` maps it to [0, 1]
+  # afterwards, on the smaller output, instead of on the crop.
   scale = 1.0 / crop.dtype.max if crop.dtype.is_integer else 1.0
   size = [height, width]
 
@@ -311,8 +311,8 @@ def _resize_bilinear(image: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
   `ResizeBilinear`'s uint8 input path is slower than a float32 cast followed by the float path for
   inputs up to ~3x the output's pixels (one core, 299x299 output: 150x180 crop 1.34 -> 1.00 ms,
   430x420 1.46 -> 1.22 ms; 700x650 1.58 -> 1.85 ms, 1200x1100 1.90 -> 3.81 ms, with rounding to
-  uint8; `/tmp/s4/resize_micro2.py`). Both give bit-identical results (the kernel converts every
-  input to float), so the choice is made per image.
+  uint8; WORKSPACE_NOTES, session 4). Both give bit-identical results (the kernel converts every
+  input to float; tests/data/test_data_preprocessing.py), so the choice is made per image.
   """
   if not image.dtype.is_integer:
     return tf.cast(tf.image.resize(image, size), tf.float32)
@@ -404,7 +404,7 @@ def preprocess_for_train_uint8(image_bytes_or_image: _TensorLike, height: int, w
       area_range=area_range, max_attempts=max_attempts)
   if fast_mode and scale == 1.0 / 255.0:
     # Bilinear weights are convex: a uint8 crop resizes into [0, 255], so rounding (half up) is
-    # all that is left (no clip: ~2-5 % of the host half's time, /tmp/s4/host_profile2.py).
+    # all that is left (no clip: a few % of the host half's time, WORKSPACE_NOTES session 4).
     image = tf.cast(image + 0.5, tf.uint8)
   else:
     if scale != 1.0 / 255.0:  # not a uint8 crop: bring it to 0..255 first

@@ -241,3 +241,14 @@ def test_vgg_train_shape_seed_and_range():
   np.testing.assert_array_equal(
       preprocessing.preprocess_vgg_for_train(photo, 224, 224, seed=1).numpy(), outs[1])
   assert np.abs(outs[0] - outs[1]).mean() > 1.0
+
+
+@pytest.mark.parametrize("crop_hw", [(150, 180), (299, 299), (120, 500), (500, 480)])
+def test_bilinear_resize_of_a_uint8_crop_equals_tf_image_resize_bit_for_bit(crop_hw):
+  # Crops at or below 3x the output's pixels take the float-cast branch, larger ones the uint8
+  # kernel; both must equal tf.image.resize exactly (the train host half relies on it).
+  photo = skimage.data.retina()[..., :3]
+  crop = tf.constant(photo[11:11 + crop_hw[0], 7:7 + crop_hw[1]])
+  got = preprocessing._resize_bilinear(crop, [100, 100])  # pylint: disable=protected-access
+  assert got.dtype == tf.float32
+  np.testing.assert_array_equal(got.numpy(), tf.image.resize(crop, [100, 100]).numpy())
