@@ -242,25 +242,33 @@ def _logits(outputs):
   return outputs["logits"] if isinstance(outputs, dict) else outputs
 
 
-def inference_step(model: keras.Model, *, jit_compile: bool) -> Callable:
-  """A `tf.function` computing `model(images, training=False)` logits."""
+def keras_call(model: keras.Model, images, *, training: bool):
+  """How a keras.applications user runs a model: `model(images, training=...)`."""
+  return model(images, training=training)
+
+
+def inference_step(model: keras.Model, *, jit_compile: bool, call: Callable = keras_call
+                   ) -> Callable:
+  """A `tf.function` computing `call(model, images, training=False)` logits."""
 
   @tf.function(jit_compile=jit_compile, reduce_retracing=True)
   def step(images):
-    return _logits(model(images, training=False))
+    return _logits(call(model, images, training=False))
 
   return step
 
 
-def train_step(model: keras.Model, *, jit_compile: bool) -> Callable:
-  """A `tf.function` SGD-momentum step on softmax cross-entropy of the main logits."""
+def train_step(model: keras.Model, *, jit_compile: bool, call: Callable = keras_call
+               ) -> Callable:
+  """A `tf.function` SGD-momentum step on softmax cross-entropy of the main logits of
+  `call(model, images, training=True)`."""
   optimizer = keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)
   optimizer.build(model.trainable_variables)
 
   @tf.function(jit_compile=jit_compile, reduce_retracing=True)
   def step(images, labels):
     with tf.GradientTape() as tape:
-      logits = tf.cast(_logits(model(images, training=True)), tf.float32)
+      logits = tf.cast(_logits(call(model, images, training=True)), tf.float32)
       loss = tf.reduce_mean(
           tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
     gradients = tape.gradient(loss, model.trainable_variables)
@@ -272,8 +280,13 @@ def train_step(model: keras.Model, *, jit_compile: bool) -> Callable:
 
 def compare_with_keras_applications(name: str, dtype: str, config: BenchmarkConfig,
                                     num_classes: int = 1000) -> list[Measurement]:
-  """Inference and training-step throughput of `name` vs its keras.applications peer."""
+  """Inference and training-step throughput of `name` vs its keras.applications peer.
+
+  Each side runs as its library runs it: ours through `fused_call` (batch norm on TF's fused
+  kernel, as our trainer, evaluator and serving signatures call models), theirs as
+  `model(images, training=...)`. Same network, weights layout and maths on both sides."""
   from inception_tf.models import create_model  # the registry imports every family
+  from inception_tf.models import fused
   _, size = _PEERS[name]
   if config.instances not in (1, 2):
     raise ValueError(f"instances must be 1 or 2; got {config.instances}.")
@@ -287,6 +300,7 @@ def compare_with_keras_applications(name: str, dtype: str, config: BenchmarkConf
   # ours, theirs, theirs, ours gives each side one early and one late instance.
   labels = ("ours", "theirs", "theirs", "ours")[:2 * config.instances]
   models = {f"{label}.{i}": build[label]() for i, label in enumerate(labels)}
+  calls = {"ours": fused.fused_call, "theirs": keras_call}
   rng = np.random.default_rng(0)
   images = tf.constant(rng.uniform(-1, 1, (config.batch_size, size, size, 3)), tf.float32)
   labels = tf.constant(rng.integers(0, num_classes, (config.batch_size,)), tf.int32)
@@ -294,7 +308,8 @@ def compare_with_keras_applications(name: str, dtype: str, config: BenchmarkConf
   jit = " xla" if config.jit_compile else ""
   results = []
   if "inference" in config.modes:
-    fns = {key: inference_step(model, jit_compile=config.jit_compile)
+    fns = {key: inference_step(model, jit_compile=config.jit_compile,
+                               call=calls[key.split(".")[0]])
            for key, model in models.items()}
     timings = time_interleaved({k: (lambda f=f: f(images)) for k, f in fns.items()},
                                warmup=config.warmup, iterations=config.iterations)
@@ -302,7 +317,8 @@ def compare_with_keras_applications(name: str, dtype: str, config: BenchmarkConf
         "models", f"{name} inference {dtype} b{config.batch_size}{jit}",
         merge_instances(timings), items=config.batch_size, peer=peer))
   if "train" in config.modes:
-    fns = {key: train_step(model, jit_compile=config.jit_compile)
+    fns = {key: train_step(model, jit_compile=config.jit_compile,
+                           call=calls[key.split(".")[0]])
            for key, model in models.items()}
     timings = time_interleaved({k: (lambda f=f: f(images, labels)) for k, f in fns.items()},
                                warmup=config.warmup, iterations=config.iterations)

@@ -46,6 +46,7 @@ import tensorflow as tf
 
 from inception_tf.eval import crops as crops_lib
 from inception_tf.eval import metrics as metrics_lib
+from inception_tf.models import fused
 
 FORMAT_TRAINING = "training_checkpoint"
 FORMAT_SLIM = "slim_checkpoint"
@@ -545,7 +546,7 @@ class Evaluator:
         images = batch[f"images_{member.image_size}"]
         size = member.image_size
         flat = tf.reshape(images, [-1, size, size, 3])
-        logits = _logits_of(member.model(flat, training=False))
+        logits = _logits_of(fused.fused_call(member.model, flat, training=False))
         probs = probabilities_in_data_space(logits, member.mapping)
         probs = tf.reduce_mean(tf.reshape(probs, [-1, crops, classes]), axis=1)
         total = probs if total is None else total + probs

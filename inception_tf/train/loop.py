@@ -34,6 +34,7 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
 from inception_tf import distribute
+from inception_tf.models import fused
 from inception_tf.train import checkpointing
 from inception_tf.train import ema as ema_lib
 from inception_tf.train import losses
@@ -298,7 +299,7 @@ class Trainer:
     if config.color_distortion_on_device:
       images = self._distort_colors(images, step)
     with tf.GradientTape() as tape:
-      outputs = self.model(images, training=True)
+      outputs = fused.fused_call(self.model, images, training=True)
       per_example = losses.per_example_loss(outputs, labels, label_smoothing=config.label_smoothing,
                                             aux_loss_weight=config.aux_loss_weight)
       data_loss = tf.reduce_sum(per_example) / self.global_batch
@@ -356,7 +357,7 @@ class Trainer:
     labels = tf.cast(batch["labels"], tf.int32)
     mask = tf.cast(batch["mask"], tf.float32) if "mask" in batch else tf.ones_like(
         labels, tf.float32)
-    logits = tf.cast(self.model(images, training=False)["logits"], tf.float32)
+    logits = tf.cast(fused.fused_call(self.model, images, training=False)["logits"], tf.float32)
     top5_k = min(5, self.num_classes)
     top1 = tf.cast(tf.math.in_top_k(labels, logits, 1), tf.float32)
     top5 = tf.cast(tf.math.in_top_k(labels, logits, top5_k), tf.float32)
