@@ -340,8 +340,9 @@ def merge_instances(timings: dict[str, Timing]) -> dict[str, Timing]:
           for side, group in sides.items()}
 
 
-@register_section("models", description="our inception_v3 / inception_resnet_v2 vs "
-                  "keras.applications (same classes, no aux head), inference and SGD train step")
+@register_section("models", description="our inception_v3 / inception_resnet_v2 (run by "
+                  "fused_call, as our trainer/evaluator/serving run them) vs keras.applications "
+                  "(model(...)); same classes, no aux head; inference and SGD train step")
 def models_section(config: BenchmarkConfig) -> Iterable[Measurement]:
   unknown = [m for m in config.models if m not in _PEERS]
   if unknown:

@@ -22,8 +22,8 @@ kernel on the layer's own variables:
 
 The model itself is not changed: it keeps built-in layers only, so `.keras` files and checkpoints
 are the same whichever way it is called. The trainer, the evaluator, the serving signatures and the
-benchmark's "ours" side call models this way. Speed on this 2-core CPU: WORKSPACE_NOTES.md
-("Fused batch norm").
+benchmark's "ours" side call models this way. Speed on this 2-core CPU: WORKSPACE_NOTES.md,
+"Session 5" / "Fused batch norm".
 """
 
 from __future__ import annotations
