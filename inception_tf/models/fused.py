@@ -4,9 +4,9 @@ Keras 3's `BatchNormalization` computes batch norm from primitive ops: `tf.nn.mo
 squared differences, each a pass over the activations) and a separate multiply and add, and under
 mixed precision it casts bfloat16 activations to float32 and back around all of that. The backward
 pass is as many ops again. TF has one kernel for the whole thing, `FusedBatchNormV3` (one op
-forward, one op backward; oneDNN on CPU, cuDNN on GPU, lowered natively by XLA for TPUs), and at
-inference grappler fuses `Conv2D -> FusedBatchNormV3 -> Relu` into a single convolution. TF-slim
-trained the published checkpoints with that kernel (`slim.batch_norm(fused=None)` picks it).
+forward, one op backward; XLA lowers it too, for TPUs), and grappler's remapper has fusions of
+`Conv2D -> FusedBatchNormV3 (-> Relu)` for inference (not checked here which of them fire on this
+CPU). TF-slim trained the published checkpoints with that kernel (`slim.batch_norm(fused=None)`).
 
 `fused_call(model, inputs, training=...)` runs a functional model's graph exactly like
 `model(inputs, training=...)` does, except that each `BatchNormalization` layer is computed by that
