@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import statistics
 import time
@@ -138,6 +139,9 @@ class BenchmarkConfig:
   # Models section: models built per side, in the order ours, theirs, theirs, ours (2) or ours,
   # theirs (1); each round's call time of a side is the mean over its instances.
   instances: int = 2
+  # Models section, our side: how mixed_bfloat16 convolutions are computed (`fused_call`'s
+  # `bfloat16_convolutions`: auto, native or float32).
+  bfloat16_convolutions: str = "auto"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,8 +287,10 @@ def compare_with_keras_applications(name: str, dtype: str, config: BenchmarkConf
   """Inference and training-step throughput of `name` vs its keras.applications peer.
 
   Each side runs as its library runs it: ours through `fused_call` (batch norm on TF's fused
-  kernel, as our trainer, evaluator and serving signatures call models), theirs as
-  `model(images, training=...)`. Same network, weights layout and maths on both sides."""
+  kernel, and mixed_bfloat16 convolutions in float32 arithmetic on CPUs without bfloat16
+  instructions, as our trainer, evaluator and serving signatures call models), theirs as
+  `model(images, training=...)`. Same network, weights layout and maths on both sides; the case
+  name says when our bfloat16 convolutions ran in float32 arithmetic."""
   from inception_tf.models import create_model  # the registry imports every family
   from inception_tf.models import fused
   _, size = _PEERS[name]
@@ -300,12 +306,16 @@ def compare_with_keras_applications(name: str, dtype: str, config: BenchmarkConf
   # ours, theirs, theirs, ours gives each side one early and one late instance.
   labels = ("ours", "theirs", "theirs", "ours")[:2 * config.instances]
   models = {f"{label}.{i}": build[label]() for i, label in enumerate(labels)}
-  calls = {"ours": fused.fused_call, "theirs": keras_call}
+  convolutions = fused.resolve_bfloat16_convolutions(config.bfloat16_convolutions)
+  calls = {"ours": functools.partial(fused.fused_call, bfloat16_convolutions=convolutions),
+           "theirs": keras_call}
   rng = np.random.default_rng(0)
   images = tf.constant(rng.uniform(-1, 1, (config.batch_size, size, size, 3)), tf.float32)
   labels = tf.constant(rng.integers(0, num_classes, (config.batch_size,)), tf.int32)
   peer = f"keras.applications.{_PEERS[name][0]}"
   jit = " xla" if config.jit_compile else ""
+  if dtype == "mixed_bfloat16" and convolutions == "float32":
+    jit += " (our bf16 convs: float32 arithmetic)"
   results = []
   if "inference" in config.modes:
     fns = {key: inference_step(model, jit_compile=config.jit_compile,

@@ -34,6 +34,10 @@ _JIT = flags.DEFINE_bool("jit_compile", _DEFAULTS.jit_compile, "XLA-compile both
 _INSTANCES = flags.DEFINE_integer(
     "instances", _DEFAULTS.instances, "Models section: models built per side (2: in the order "
     "ours, theirs, theirs, ours, as the build order changes speed; 1: ours, theirs).")
+_BFLOAT16_CONVOLUTIONS = flags.DEFINE_enum(
+    "bfloat16_convolutions", _DEFAULTS.bfloat16_convolutions, ["auto", "native", "float32"],
+    "Models section, our side: mixed_bfloat16 convolutions on TF's bfloat16 kernels (native), in "
+    "float32 arithmetic on bfloat16 operands (float32), or by hardware (auto).")
 _JSON = flags.DEFINE_bool("json", False, "Also print the results as JSON.")
 
 
@@ -46,7 +50,8 @@ def main(argv):
   config = dataclasses.replace(
       _DEFAULTS, batch_size=_BATCH.value, warmup=_WARMUP.value, iterations=_ITERATIONS.value,
       jit_compile=_JIT.value, dtypes=tuple(_DTYPES.value), models=tuple(_MODELS.value),
-      modes=tuple(_MODES.value), instances=_INSTANCES.value)
+      modes=tuple(_MODES.value), instances=_INSTANCES.value,
+      bfloat16_convolutions=_BFLOAT16_CONVOLUTIONS.value)
   results = benchmarking.run_sections(_SECTIONS.value, config)
   print()
   print(benchmarking.format_table(results))

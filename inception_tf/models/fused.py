@@ -1,4 +1,5 @@
-"""Calling a functional model with TF's fused batch-norm kernel.
+"""Calling a functional model with TF's fastest exact kernels: fused batch norm, and bfloat16
+convolutions with float32 arithmetic on CPUs that have no bfloat16 arithmetic.
 
 Keras 3's `BatchNormalization` computes batch norm from primitive ops: `tf.nn.moments` (mean, then
 squared differences, each a pass over the activations) and a separate multiply and add, and under
@@ -20,14 +21,31 @@ kernel on the layer's own variables:
   - layers the kernel does not cover (channels not last, rank other than 4, `synchronized=True`,
     `renorm=True`) run as the Keras layer.
 
+bfloat16 convolutions on CPUs without bfloat16 arithmetic: TF's CPU kernels for the backward
+bfloat16 convolutions (`Conv2DBackpropFilter`/`Input`) are emulated, 14x slower than float32 on the
+AVX2 CPU here (one 35x35x288 -> 96 3x3 conv, batch 32: 7.4 s vs 0.52 s for both gradients;
+WORKSPACE_NOTES "Session 6"), and they are > 90 % of a mixed_bfloat16 training step. With
+`bfloat16_convolutions="float32"` each mixed_bfloat16 `Conv2D`/`DepthwiseConv2D`/`SeparableConv2D`
+multiplies its bfloat16 operands (inputs and kernel rounded to bfloat16, as the Keras layer rounds
+them) and sums the products in float32, rounding the result to bfloat16: what a TPU's matrix unit
+does. For `Conv2D` the forward pass stays TF's bfloat16 kernel (it sums in float32 on this CPU:
+outputs bit-equal to the Keras layer's) and only the gradients are taken by the float32 backprop
+kernels and rounded to bfloat16, where the Keras layer's are bfloat16 too; they are closer to
+float64 than the emulated kernels' (tests). Depthwise, separable and dilated convolutions run in
+float32 on the bfloat16 operands (TF's bfloat16 depthwise kernel sums in bfloat16: 10x further from
+float64). "auto" (the default) picks "float32" on a machine with neither a GPU/TPU nor a CPU with
+bfloat16 instructions (`avx512_bf16`, `amx_bf16`), else "native". Under `jit_compile` the two
+modes' gradients measured alike (tests): XLA's CPU backend seems to sum in float32 itself.
+
 The model itself is not changed: it keeps built-in layers only, so `.keras` files and checkpoints
 are the same whichever way it is called. The trainer, the evaluator, the serving signatures and the
 benchmark's "ours" side call models this way. Speed on this 2-core CPU: WORKSPACE_NOTES.md,
-"Session 5" / "Fused batch norm".
+"Session 5" / "Fused batch norm" and "Session 6" / "bfloat16 convolutions".
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Callable
 
@@ -77,6 +95,109 @@ def fused_batch_norm(layer: keras.layers.BatchNormalization, inputs, *, training
   return outputs
 
 
+BFLOAT16_CONVOLUTIONS = ("auto", "native", "float32")
+_CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
+_CPU_BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def _cpu_flags() -> set[str] | None:
+  """The CPU's instruction-set flags (Linux), None where /proc/cpuinfo does not exist."""
+  try:
+    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+      return set(cpuinfo.read().split())
+  except OSError:
+    return None
+
+
+@functools.cache
+def has_bfloat16_arithmetic() -> bool:
+  """Whether this machine computes bfloat16 convolutions natively: a GPU or TPU is visible, or
+  the CPU has bfloat16 instructions. Unknown CPUs (no /proc/cpuinfo) count as native."""
+  if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
+    return True
+  flags = _cpu_flags()
+  return flags is None or any(flag in flags for flag in _CPU_BFLOAT16_FLAGS)
+
+
+def resolve_bfloat16_convolutions(mode: str) -> str:
+  """"native" or "float32" for `mode` ("auto" decides by `has_bfloat16_arithmetic`)."""
+  if mode not in BFLOAT16_CONVOLUTIONS:
+    raise ValueError(f"bfloat16_convolutions={mode!r} is not one of {BFLOAT16_CONVOLUTIONS}: "
+                     "'native' runs TF's bfloat16 kernels, 'float32' multiplies bfloat16 operands "
+                     "in float32, 'auto' picks by hardware.")
+  if mode == "auto":
+    return "native" if has_bfloat16_arithmetic() else "float32"
+  return mode
+
+
+def is_float32_convolvable(layer: keras.layers.Layer, inputs) -> bool:
+  """Whether `layer` is a mixed_bfloat16 2-D convolution that `float32_convolution` computes."""
+  if type(layer) not in _CONVOLUTIONS:  # subclasses may change call()
+    return False
+  return (layer.compute_dtype == "bfloat16" and layer.data_format == "channels_last"
+          and len(inputs.shape) == 4 and getattr(layer, "groups", 1) == 1)
+
+
+def _bfloat16_valued(tensor):
+  """`tensor` rounded to bfloat16, held in float32 (exact: bfloat16 is a float32 prefix)."""
+  return tf.cast(tf.cast(tensor, tf.bfloat16), tf.float32)
+
+
+def _conv2d_with_float32_gradients(inputs, kernel, *, strides, padding):
+  """A bfloat16 NHWC convolution whose gradients are computed by the float32 backprop kernels on
+  the same bfloat16 operands and rounded to bfloat16 (where TF's bfloat16 backprop kernels are
+  emulated). The forward pass is TF's bfloat16 kernel, which sums in float32 already."""
+  strides4, padding = (1, *strides, 1), padding.upper()
+
+  @tf.custom_gradient
+  def convolve(x, k):
+    def gradients(upstream):
+      x32, k32, dy32 = (tf.cast(t, tf.float32) for t in (x, k, upstream))
+      dx = tf.compat.v1.nn.conv2d_backprop_input(tf.shape(x), k32, dy32, strides4, padding)
+      dk = tf.compat.v1.nn.conv2d_backprop_filter(x32, tf.shape(k), dy32, strides4, padding)
+      return tf.cast(dx, x.dtype), tf.cast(dk, k.dtype)
+
+    return tf.nn.conv2d(x, k, strides4, padding), gradients
+
+  return convolve(inputs, kernel)
+
+
+@tf.autograph.experimental.do_not_convert  # Python control flow on layer settings only
+def float32_convolution(layer: keras.layers.Layer, inputs):
+  """`layer(inputs)` for a mixed_bfloat16 convolution, with products summed in float32.
+
+  Operands are rounded to bfloat16 exactly as the Keras layer rounds them. `Conv2D`: TF's
+  bfloat16 forward kernel (it sums in float32 on CPUs) and float32 backprop kernels. Dilated,
+  depthwise and separable: float32 convolutions on the bfloat16 operands, the result (and a separable one's
+  depthwise result, as TF's kernels do) rounded to bfloat16 - TF's bfloat16 depthwise kernel sums
+  in bfloat16. Bias and activation run in bfloat16, as in Keras.
+  """
+  x = tf.cast(inputs, tf.bfloat16)
+  options = dict(strides=layer.strides, padding=layer.padding, dilation_rate=layer.dilation_rate,
+                 data_format=layer.data_format)
+  if isinstance(layer, keras.layers.SeparableConv2D):
+    depthwise = keras.ops.depthwise_conv(_bfloat16_valued(x),
+                                         _bfloat16_valued(layer.depthwise_kernel), **options)
+    outputs = keras.ops.conv(_bfloat16_valued(depthwise), _bfloat16_valued(layer.pointwise_kernel),
+                             strides=1, padding="valid", data_format=layer.data_format)
+  elif isinstance(layer, keras.layers.DepthwiseConv2D):
+    outputs = keras.ops.depthwise_conv(_bfloat16_valued(x), _bfloat16_valued(layer.kernel),
+                                       **options)
+  elif tuple(layer.dilation_rate) != (1, 1):
+    # TF's CPU backprop kernels take no dilation; keras.ops.conv in float32 dilates by
+    # space-to-batch around an undilated convolution, differentiable by autodiff.
+    outputs = keras.ops.conv(_bfloat16_valued(x), _bfloat16_valued(layer.kernel), **options)
+  else:
+    outputs = _conv2d_with_float32_gradients(
+        x, tf.cast(layer.kernel, tf.bfloat16), strides=layer.strides, padding=layer.padding)
+  outputs = tf.cast(outputs, tf.bfloat16)
+  if layer.use_bias:
+    outputs = outputs + tf.cast(layer.bias, tf.bfloat16)  # broadcasts over the last axis
+  if layer.activation is not None:
+    outputs = layer.activation(outputs)
+  return outputs
+
+
 def _accepts_training(operation) -> bool:
   call = getattr(operation, "call", None)
   if call is None:
@@ -87,13 +208,15 @@ def _accepts_training(operation) -> bool:
     return False
 
 
-def _operation_fn(training: bool | None) -> Callable:
+def _operation_fn(training: bool | None, convolutions: str) -> Callable:
   def wrap(operation):
     def call(*args, **kwargs):
       if isinstance(operation, keras.layers.BatchNormalization) and is_fusable(operation, args[0]):
         return fused_batch_norm(operation, args[0], training=bool(training))
+      if convolutions == "float32" and is_float32_convolvable(operation, args[0]):
+        return float32_convolution(operation, args[0])
       if isinstance(operation, keras.Model) and _is_functional(operation):
-        return fused_call(operation, *args, training=training)
+        return fused_call(operation, *args, training=training, bfloat16_convolutions=convolutions)
       if training is not None and _accepts_training(operation):
         kwargs["training"] = training
       return operation(*args, **kwargs)
@@ -108,23 +231,28 @@ def _is_functional(model) -> bool:
 
 
 @tf.autograph.experimental.do_not_convert  # walks the Python graph of layers
-def fused_call(model: keras.Model, inputs, *, training: bool | None = False):
-  """`model(inputs, training=training)` with every batch norm on the fused kernel.
+def fused_call(model: keras.Model, inputs, *, training: bool | None = False,
+               bfloat16_convolutions: str = "auto"):
+  """`model(inputs, training=training)` with every batch norm on the fused kernel (and bfloat16
+  convolutions in float32 arithmetic where that is faster).
 
   Args:
     model: a functional Keras model (any of `create_model`'s, a `.keras` reload, an inference
       model); other models are simply called.
     inputs: what `model` takes (a tensor, or the structure of its inputs).
     training: as for `model(...)`.
+    bfloat16_convolutions: "native" (TF's bfloat16 kernels), "float32" (`float32_convolution`) or
+      "auto" (by `has_bfloat16_arithmetic`); only mixed_bfloat16 layers are concerned.
 
   Returns:
     The model's outputs, with the structure `model(...)` returns.
   """
+  convolutions = resolve_bfloat16_convolutions(bfloat16_convolutions)
   if not _is_functional(model):
     return model(inputs, training=training)
   # Functional.call's own path (private API of Keras 3; tests compare it with model(...)).
   flat = model._standardize_inputs(inputs)  # pylint: disable=protected-access
-  outputs = model._run_through_graph(flat, operation_fn=_operation_fn(training))  # pylint: disable=protected-access
+  outputs = model._run_through_graph(flat, operation_fn=_operation_fn(training, convolutions))  # pylint: disable=protected-access
   if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
     return outputs[0]
   return outputs

@@ -444,6 +444,12 @@ def _write_input_images(writer, datasets: Datasets, skip: int, count: int, step:
     summary_images("input_images", images, step)
 
 
+def _bfloat16_convolutions_note(precision: str) -> str:
+  if precision != "mixed_bfloat16" or fused.resolve_bfloat16_convolutions("auto") == "native":
+    return ""
+  return ", no bfloat16 hardware: convolutions sum in float32"
+
+
 def train_and_evaluate(config: TrainConfig, model_dir: str, *, datasets: Datasets | None = None,
                        model_fn: Callable[..., keras.Model] | None = None,
                        strategy: tf.distribute.Strategy | None = None,
@@ -502,7 +508,8 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *, datasets: Dataset
   say(f"Training {config.model} ({trainer.model.count_params():,} parameters, {num_classes} classes, "
       f"{image_size}x{image_size}) on {datasets.description}: {total_steps} steps of "
       f"{config.train_batch_size} over {trainer.num_replicas} replica(s) "
-      f"({type(strategy).__name__}, jit_compile={trainer.jit_compile}, {config.precision}).")
+      f"({type(strategy).__name__}, jit_compile={trainer.jit_compile}, {config.precision}"
+      f"{_bfloat16_convolutions_note(config.precision)}).")
 
   summary_dir = model_dir if chief else os.path.join(model_dir, ".summaries_ignored")
   train_writer = (tf.summary.create_file_writer(os.path.join(summary_dir, "train")) if chief
