@@ -362,6 +362,53 @@ def models_section(config: BenchmarkConfig) -> Iterable[Measurement]:
       yield from compare_with_keras_applications(name, dtype, config)
 
 
+def _one_layer_model(layer: keras.layers.Layer, shape: tuple[int, ...], dtype: str) -> keras.Model:
+  previous = keras.config.dtype_policy()
+  keras.config.set_dtype_policy(dtype)
+  try:
+    inputs = keras.Input(shape)
+    return keras.Model(inputs, layer(inputs))
+  finally:
+    keras.config.set_dtype_policy(previous)
+
+
+def _forward_backward_step(model: keras.Model, call: Callable) -> Callable:
+  """A tf.function: the layer's training-mode output and its gradients (input and weights)."""
+  @tf.function
+  def step(x):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      loss = tf.reduce_sum(tf.cast(call(model, x, training=True), tf.float32) ** 2)
+    return tape.gradient(loss, [x] + model.trainable_variables)
+  return step
+
+
+@register_section("kernels", description="single layers, forward + backward in a tf.function: "
+                  "batch norm by fused_call (FusedBatchNormV3) vs the Keras layer; a mixed_bfloat16 "
+                  "3x3 convolution by fused_call (bfloat16_convolutions=float32) vs the Keras layer")
+def kernels_section(config: BenchmarkConfig) -> Iterable[Measurement]:
+  """The two kernels behind the models section's ratios, at Inception-v3's 35x35 grid."""
+  from inception_tf.models import fused  # pylint: disable=import-outside-toplevel
+  batch = config.batch_size
+  cases = [(f"batch norm {dtype} {batch}x35x35x192 fwd+bwd", dtype, (35, 35, 192),
+            lambda: keras.layers.BatchNormalization(center=True, scale=False, epsilon=1e-3),
+            "auto") for dtype in config.dtypes]
+  cases.append((f"conv 3x3 288->96 mixed_bfloat16 {batch}x35x35 fwd+bwd (ours: float32 sums)",
+                "mixed_bfloat16", (35, 35, 288),
+                lambda: keras.layers.Conv2D(96, 3, padding="same", use_bias=False), "float32"))
+  rng = np.random.default_rng(0)
+  for case, dtype, shape, make_layer, convolutions in cases:
+    model = _one_layer_model(make_layer(), shape, dtype)
+    x = tf.constant(rng.normal(size=(batch, *shape)), tf.float32)
+    ours = functools.partial(fused.fused_call, bfloat16_convolutions=convolutions)
+    fns = {"ours": _forward_backward_step(model, ours),
+           "theirs": _forward_backward_step(model, keras_call)}
+    timings = time_interleaved({k: (lambda f=f: f(x)) for k, f in fns.items()},
+                               warmup=config.warmup, iterations=config.iterations)
+    yield Measurement.from_timings("kernels", case, timings, items=batch,
+                                   peer="Keras layer, model(...)")
+
+
 # --- Sections over other parts' benchmark functions (imported when the section runs). ---
 
 

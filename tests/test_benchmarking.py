@@ -123,3 +123,13 @@ def test_models_section_builds_both_sides_early_and_late(monkeypatch, instances,
   assert all(m.ours > 0 and m.theirs > 0 for m in results)
   with pytest.raises(ValueError, match="instances must be 1 or 2"):
     list(benchmarking.models_section(dataclasses.replace(config, instances=3)))
+
+
+def test_kernels_section_measures_each_kernel_against_the_keras_layer():
+  config = benchmarking.BenchmarkConfig(batch_size=1, warmup=0, iterations=1)
+  results = list(benchmarking.kernels_section(config))
+  assert [m.case for m in results] == [
+      "batch norm float32 1x35x35x192 fwd+bwd", "batch norm mixed_bfloat16 1x35x35x192 fwd+bwd",
+      "conv 3x3 288->96 mixed_bfloat16 1x35x35 fwd+bwd (ours: float32 sums)"]
+  assert all(m.ours > 0 and m.theirs > 0 for m in results)
+  assert keras.config.dtype_policy().name == "float32"  # the section restores the policy

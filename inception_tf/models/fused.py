@@ -25,8 +25,8 @@ bfloat16 convolutions on CPUs without bfloat16 arithmetic: TF's CPU kernels for 
 bfloat16 convolutions (`Conv2DBackpropFilter`/`Input`) are emulated, 14x slower than float32 on the
 AVX2 CPU here (one 35x35x288 -> 96 3x3 conv, batch 32: 7.4 s vs 0.52 s for both gradients;
 WORKSPACE_NOTES "Session 6"), and they are > 90 % of a mixed_bfloat16 training step. With
-`bfloat16_convolutions="float32"` each mixed_bfloat16 `Conv2D`/`DepthwiseConv2D`/`SeparableConv2D`
-multiplies its bfloat16 operands (inputs and kernel rounded to bfloat16, as the Keras layer rounds
+`bfloat16_convolutions="float32"` and `training=True` each mixed_bfloat16 `Conv2D`/`DepthwiseConv2D`/
+`SeparableConv2D` multiplies its bfloat16 operands (inputs and kernel rounded to bfloat16, as the Keras layer rounds
 them) and sums the products in float32, rounding the result to bfloat16: what a TPU's matrix unit
 does. For `Conv2D` the forward pass stays TF's bfloat16 kernel (it sums in float32 on this CPU:
 outputs bit-equal to the Keras layer's) and only the gradients are taken by the float32 backprop
@@ -35,7 +35,8 @@ float64 than the emulated kernels' (tests). Depthwise, separable and dilated con
 float32 on the bfloat16 operands (TF's bfloat16 depthwise kernel sums in bfloat16: 10x further from
 float64). "auto" (the default) picks "float32" on a machine with neither a GPU/TPU nor a CPU with
 bfloat16 instructions (`avx512_bf16`, `amx_bf16`), else "native". Under `jit_compile` the two
-modes' gradients measured alike (tests): XLA's CPU backend seems to sum in float32 itself.
+modes' gradients measured alike (tests): XLA's CPU backend seems to sum in float32 itself. With
+`training=False` (inference: no backward pass to speed up) the Keras layers run as they are.
 
 The model itself is not changed: it keeps built-in layers only, so `.keras` files and checkpoints
 are the same whichever way it is called. The trainer, the evaluator, the serving signatures and the
@@ -213,7 +214,7 @@ def _operation_fn(training: bool | None, convolutions: str) -> Callable:
     def call(*args, **kwargs):
       if isinstance(operation, keras.layers.BatchNormalization) and is_fusable(operation, args[0]):
         return fused_batch_norm(operation, args[0], training=bool(training))
-      if convolutions == "float32" and is_float32_convolvable(operation, args[0]):
+      if convolutions == "float32" and training and is_float32_convolvable(operation, args[0]):
         return float32_convolution(operation, args[0])
       if isinstance(operation, keras.Model) and _is_functional(operation):
         return fused_call(operation, *args, training=training, bfloat16_convolutions=convolutions)
@@ -242,7 +243,8 @@ def fused_call(model: keras.Model, inputs, *, training: bool | None = False,
     inputs: what `model` takes (a tensor, or the structure of its inputs).
     training: as for `model(...)`.
     bfloat16_convolutions: "native" (TF's bfloat16 kernels), "float32" (`float32_convolution`) or
-      "auto" (by `has_bfloat16_arithmetic`); only mixed_bfloat16 layers are concerned.
+      "auto" (by `has_bfloat16_arithmetic`); only mixed_bfloat16 layers with `training=True` are
+      concerned.
 
   Returns:
     The model's outputs, with the structure `model(...)` returns.

@@ -27,13 +27,15 @@ def _with_policy(policy, build):
     keras.config.set_dtype_policy(previous)
 
 
-def test_inception_v3_forward_is_bit_equal_to_keras_layers():
+def test_inception_v3_forward_is_bit_equal_to_tf_bfloat16_kernels():
   model = _with_policy("mixed_bfloat16", lambda: create_model(
-      "inception_v3", num_classes=10, image_size=75, depth_multiplier=0.1))
+      "inception_v3", num_classes=10, image_size=75, depth_multiplier=0.1,
+      dropout_keep_prob=1.0))
   network = feature_extractor(model, ENDPOINTS)
   images = tf.random.stateless_uniform([3, 75, 75, 3], [0, 1], -1.0, 1.0)
-  want = network(images, training=False)
-  got = fused.fused_call(network, images, training=False, bfloat16_convolutions="float32")
+  # Training mode (batch statistics; the moving averages move alike in both calls).
+  want = fused.fused_call(network, images, training=True, bfloat16_convolutions="native")
+  got = fused.fused_call(network, images, training=True, bfloat16_convolutions="float32")
   for key in ENDPOINTS:
     assert got[key].dtype == want[key].dtype
     np.testing.assert_array_equal(_as_float32(got[key]), _as_float32(want[key]))
@@ -85,7 +87,7 @@ def test_gradients_are_at_least_as_close_to_float64_as_bfloat16_kernels(jit_comp
   errors = {}
   for mode in ("native", "float32"):
     step = tf.function(lambda x, mode=mode: _loss_and_gradients(
-        model, lambda m, y: fused.fused_call(m, y, bfloat16_convolutions=mode), x),
+        model, lambda m, y: fused.fused_call(m, y, training=True, bfloat16_convolutions=mode), x),
                        jit_compile=jit_compile)
     _, gradients = step(images)
     errors[mode] = [_relative_error(g, w) for g, w in zip(gradients, want)]
@@ -98,8 +100,9 @@ def test_gradients_are_at_least_as_close_to_float64_as_bfloat16_kernels(jit_comp
 def test_forward_is_at_least_as_close_to_float64_and_conv2d_bit_equal():
   model, reference, images = _stack_and_reference(seed=1)
   want = reference(tf.cast(images, tf.float64)).numpy()
-  native = _as_float32(fused.fused_call(model, images, bfloat16_convolutions="native"))
-  float32 = _as_float32(fused.fused_call(model, images, bfloat16_convolutions="float32"))
+  native, float32 = (_as_float32(fused.fused_call(model, images, training=True,
+                                                  bfloat16_convolutions=mode))
+                     for mode in ("native", "float32"))
   # TF's bfloat16 depthwise kernel sums in bfloat16; float32 sums are closer.
   assert _relative_error(float32, want) <= _relative_error(native, want)
   assert _relative_error(float32, want) < 0.02
@@ -137,6 +140,21 @@ def test_conv2d_gradients_are_those_of_the_float32_convolution(strides, padding,
   for g, w in zip(got, want):
     assert g.dtype == tf.bfloat16
     np.testing.assert_array_equal(_as_float32(g), _as_float32(w))
+
+
+def test_inference_runs_the_keras_layers(monkeypatch):
+  model, _, images = _stack_and_reference()
+  taken, float32_convolution = [], fused.float32_convolution
+
+  def recording(layer, x):
+    taken.append(layer.name)
+    return float32_convolution(layer, x)
+
+  monkeypatch.setattr(fused, "float32_convolution", recording)
+  fused.fused_call(model, images, training=False, bfloat16_convolutions="float32")
+  assert not taken
+  fused.fused_call(model, images, training=True, bfloat16_convolutions="float32")
+  assert taken == ["separable", "conv", "depthwise", "conv_bias", "conv_strided"]
 
 
 def test_only_mixed_bfloat16_two_d_convolutions_are_taken():
