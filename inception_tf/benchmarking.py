@@ -314,8 +314,9 @@ def compare_with_keras_applications(name: str, dtype: str, config: BenchmarkConf
   labels = tf.constant(rng.integers(0, num_classes, (config.batch_size,)), tf.int32)
   peer = f"keras.applications.{_PEERS[name][0]}"
   jit = " xla" if config.jit_compile else ""
-  if dtype == "mixed_bfloat16" and convolutions == "float32":
-    jit += " (our bf16 convs: float32 arithmetic)"
+  # Only training steps take the float32-summed convolutions (fused_call: inference runs Keras').
+  float32_sums = (" (our bf16 convs: float32 sums)"
+                  if dtype == "mixed_bfloat16" and convolutions == "float32" else "")
   results = []
   if "inference" in config.modes:
     fns = {key: inference_step(model, jit_compile=config.jit_compile,
@@ -333,7 +334,7 @@ def compare_with_keras_applications(name: str, dtype: str, config: BenchmarkConf
     timings = time_interleaved({k: (lambda f=f: f(images, labels)) for k, f in fns.items()},
                                warmup=config.warmup, iterations=config.iterations)
     results.append(Measurement.from_timings(
-        "models", f"{name} train step {dtype} b{config.batch_size}{jit}",
+        "models", f"{name} train step {dtype} b{config.batch_size}{jit}{float32_sums}",
         merge_instances(timings), items=config.batch_size, peer=peer))
   del models, fns
   keras.backend.clear_session()
@@ -362,12 +363,13 @@ def models_section(config: BenchmarkConfig) -> Iterable[Measurement]:
       yield from compare_with_keras_applications(name, dtype, config)
 
 
-def _one_layer_model(layer: keras.layers.Layer, shape: tuple[int, ...], dtype: str) -> keras.Model:
+def _one_layer_model(make_layer: Callable[[], keras.layers.Layer], shape: tuple[int, ...],
+                     dtype: str) -> keras.Model:
   previous = keras.config.dtype_policy()
-  keras.config.set_dtype_policy(dtype)
+  keras.config.set_dtype_policy(dtype)  # layers take the global policy when constructed
   try:
     inputs = keras.Input(shape)
-    return keras.Model(inputs, layer(inputs))
+    return keras.Model(inputs, make_layer()(inputs))
   finally:
     keras.config.set_dtype_policy(previous)
 
@@ -398,7 +400,7 @@ def kernels_section(config: BenchmarkConfig) -> Iterable[Measurement]:
                 lambda: keras.layers.Conv2D(96, 3, padding="same", use_bias=False), "float32"))
   rng = np.random.default_rng(0)
   for case, dtype, shape, make_layer, convolutions in cases:
-    model = _one_layer_model(make_layer(), shape, dtype)
+    model = _one_layer_model(make_layer, shape, dtype)
     x = tf.constant(rng.normal(size=(batch, *shape)), tf.float32)
     ours = functools.partial(fused.fused_call, bfloat16_convolutions=convolutions)
     fns = {"ours": _forward_backward_step(model, ours),

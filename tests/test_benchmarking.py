@@ -133,3 +133,11 @@ def test_kernels_section_measures_each_kernel_against_the_keras_layer():
       "conv 3x3 288->96 mixed_bfloat16 1x35x35 fwd+bwd (ours: float32 sums)"]
   assert all(m.ours > 0 and m.theirs > 0 for m in results)
   assert keras.config.dtype_policy().name == "float32"  # the section restores the policy
+
+
+def test_one_layer_models_compute_in_the_policy_asked_for():
+  model = benchmarking._one_layer_model(  # pylint: disable=protected-access
+      lambda: keras.layers.Conv2D(4, 3), (8, 8, 3), "mixed_bfloat16")
+  assert model.layers[-1].compute_dtype == "bfloat16"
+  assert model(tf.zeros([1, 8, 8, 3])).dtype == "bfloat16"
+  assert keras.config.dtype_policy().name == "float32"
