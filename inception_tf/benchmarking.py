@@ -287,10 +287,10 @@ def compare_with_keras_applications(name: str, dtype: str, config: BenchmarkConf
   """Inference and training-step throughput of `name` vs its keras.applications peer.
 
   Each side runs as its library runs it: ours through `fused_call` (batch norm on TF's fused
-  kernel, and mixed_bfloat16 convolutions in float32 arithmetic on CPUs without bfloat16
-  instructions, as our trainer, evaluator and serving signatures call models), theirs as
-  `model(images, training=...)`. Same network, weights layout and maths on both sides; the case
-  name says when our bfloat16 convolutions ran in float32 arithmetic."""
+  kernel and, in train steps on CPUs without bfloat16 instructions, mixed_bfloat16 convolutions
+  with float32 sums, as our trainer, evaluator and serving signatures call models), theirs as
+  `model(images, training=...)`. Same network, weights layout and maths on both sides; the train
+  step's case name says when our bfloat16 convolutions summed in float32."""
   from inception_tf.models import create_model  # the registry imports every family
   from inception_tf.models import fused
   _, size = _PEERS[name]
@@ -363,15 +363,9 @@ def models_section(config: BenchmarkConfig) -> Iterable[Measurement]:
       yield from compare_with_keras_applications(name, dtype, config)
 
 
-def _one_layer_model(make_layer: Callable[[], keras.layers.Layer], shape: tuple[int, ...],
-                     dtype: str) -> keras.Model:
-  previous = keras.config.dtype_policy()
-  keras.config.set_dtype_policy(dtype)  # layers take the global policy when constructed
-  try:
-    inputs = keras.Input(shape)
-    return keras.Model(inputs, make_layer()(inputs))
-  finally:
-    keras.config.set_dtype_policy(previous)
+def _one_layer_model(layer: keras.layers.Layer, shape: tuple[int, ...]) -> keras.Model:
+  inputs = keras.Input(shape)
+  return keras.Model(inputs, layer(inputs))
 
 
 def _forward_backward_step(model: keras.Model, call: Callable) -> Callable:
@@ -386,21 +380,23 @@ def _forward_backward_step(model: keras.Model, call: Callable) -> Callable:
 
 
 @register_section("kernels", description="single layers, forward + backward in a tf.function: "
-                  "batch norm by fused_call (FusedBatchNormV3) vs the Keras layer; a mixed_bfloat16 "
-                  "3x3 convolution by fused_call (bfloat16_convolutions=float32) vs the Keras layer")
+                  "batch norm by fused_call (FusedBatchNormV3) vs the Keras layer; a "
+                  "mixed_bfloat16 3x3 convolution by fused_call (bfloat16_convolutions=float32) "
+                  "vs the Keras layer")
 def kernels_section(config: BenchmarkConfig) -> Iterable[Measurement]:
   """The two kernels behind the models section's ratios, at Inception-v3's 35x35 grid."""
   from inception_tf.models import fused  # pylint: disable=import-outside-toplevel
   batch = config.batch_size
-  cases = [(f"batch norm {dtype} {batch}x35x35x192 fwd+bwd", dtype, (35, 35, 192),
-            lambda: keras.layers.BatchNormalization(center=True, scale=False, epsilon=1e-3),
-            "auto") for dtype in config.dtypes]
+  cases = [(f"batch norm {dtype} {batch}x35x35x192 fwd+bwd", (35, 35, 192),
+            keras.layers.BatchNormalization(scale=False, epsilon=1e-3, dtype=dtype), "auto")
+           for dtype in config.dtypes]
   cases.append((f"conv 3x3 288->96 mixed_bfloat16 {batch}x35x35 fwd+bwd (ours: float32 sums)",
-                "mixed_bfloat16", (35, 35, 288),
-                lambda: keras.layers.Conv2D(96, 3, padding="same", use_bias=False), "float32"))
+                (35, 35, 288),
+                keras.layers.Conv2D(96, 3, padding="same", use_bias=False, dtype="mixed_bfloat16"),
+                "float32"))
   rng = np.random.default_rng(0)
-  for case, dtype, shape, make_layer, convolutions in cases:
-    model = _one_layer_model(make_layer, shape, dtype)
+  for case, shape, layer, convolutions in cases:
+    model = _one_layer_model(layer, shape)
     x = tf.constant(rng.normal(size=(batch, *shape)), tf.float32)
     ours = functools.partial(fused.fused_call, bfloat16_convolutions=convolutions)
     fns = {"ours": _forward_backward_step(model, ours),

@@ -132,12 +132,13 @@ def test_kernels_section_measures_each_kernel_against_the_keras_layer():
       "batch norm float32 1x35x35x192 fwd+bwd", "batch norm mixed_bfloat16 1x35x35x192 fwd+bwd",
       "conv 3x3 288->96 mixed_bfloat16 1x35x35 fwd+bwd (ours: float32 sums)"]
   assert all(m.ours > 0 and m.theirs > 0 for m in results)
-  assert keras.config.dtype_policy().name == "float32"  # the section restores the policy
 
 
-def test_one_layer_models_compute_in_the_policy_asked_for():
-  model = benchmarking._one_layer_model(  # pylint: disable=protected-access
-      lambda: keras.layers.Conv2D(4, 3), (8, 8, 3), "mixed_bfloat16")
-  assert model.layers[-1].compute_dtype == "bfloat16"
-  assert model(tf.zeros([1, 8, 8, 3])).dtype == "bfloat16"
-  assert keras.config.dtype_policy().name == "float32"
+def test_kernels_section_layers_compute_in_the_policy_named(monkeypatch):
+  built = []
+  one_layer_model = benchmarking._one_layer_model  # pylint: disable=protected-access
+  monkeypatch.setattr(benchmarking, "_one_layer_model",
+                      lambda layer, shape: built.append(layer) or one_layer_model(layer, shape))
+  list(benchmarking.kernels_section(benchmarking.BenchmarkConfig(batch_size=1, warmup=0,
+                                                                 iterations=1)))
+  assert [layer.compute_dtype for layer in built] == ["float32", "bfloat16", "bfloat16"]

@@ -18,6 +18,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from inception_tf import benchmarking  # noqa: E402
+from inception_tf.models import fused  # noqa: E402
 
 _DEFAULTS = benchmarking.BenchmarkConfig()
 _SECTIONS = flags.DEFINE_list("sections", ["models"],
@@ -35,7 +36,7 @@ _INSTANCES = flags.DEFINE_integer(
     "instances", _DEFAULTS.instances, "Models section: models built per side (2: in the order "
     "ours, theirs, theirs, ours, as the build order changes speed; 1: ours, theirs).")
 _BFLOAT16_CONVOLUTIONS = flags.DEFINE_enum(
-    "bfloat16_convolutions", _DEFAULTS.bfloat16_convolutions, ["auto", "native", "float32"],
+    "bfloat16_convolutions", _DEFAULTS.bfloat16_convolutions, list(fused.BFLOAT16_CONVOLUTIONS),
     "Models section, our side: mixed_bfloat16 convolutions on TF's bfloat16 kernels (native), in "
     "float32 arithmetic on bfloat16 operands (float32), or by hardware (auto).")
 _JSON = flags.DEFINE_bool("json", False, "Also print the results as JSON.")

@@ -25,18 +25,19 @@ bfloat16 convolutions on CPUs without bfloat16 arithmetic: TF's CPU kernels for 
 bfloat16 convolutions (`Conv2DBackpropFilter`/`Input`) are emulated, 14x slower than float32 on the
 AVX2 CPU here (one 35x35x288 -> 96 3x3 conv, batch 32: 7.4 s vs 0.52 s for both gradients;
 WORKSPACE_NOTES "Session 6"), and they are > 90 % of a mixed_bfloat16 training step. With
-`bfloat16_convolutions="float32"` and `training=True` each mixed_bfloat16 `Conv2D`/`DepthwiseConv2D`/
-`SeparableConv2D` multiplies its bfloat16 operands (inputs and kernel rounded to bfloat16, as the Keras layer rounds
-them) and sums the products in float32, rounding the result to bfloat16: what a TPU's matrix unit
-does. For `Conv2D` the forward pass stays TF's bfloat16 kernel (it sums in float32 on this CPU:
-outputs bit-equal to the Keras layer's) and only the gradients are taken by the float32 backprop
-kernels and rounded to bfloat16, where the Keras layer's are bfloat16 too; they are closer to
-float64 than the emulated kernels' (tests). Depthwise, separable and dilated convolutions run in
-float32 on the bfloat16 operands (TF's bfloat16 depthwise kernel sums in bfloat16: 10x further from
-float64). "auto" (the default) picks "float32" on a machine with neither a GPU/TPU nor a CPU with
-bfloat16 instructions (`avx512_bf16`, `amx_bf16`), else "native". Under `jit_compile` the two
-modes' gradients measured alike (tests): XLA's CPU backend seems to sum in float32 itself. With
-`training=False` (inference: no backward pass to speed up) the Keras layers run as they are.
+`bfloat16_convolutions="float32"` and `training=True` each mixed_bfloat16 `Conv2D`,
+`DepthwiseConv2D` and `SeparableConv2D` multiplies its bfloat16 operands (inputs and kernel rounded
+to bfloat16, as the Keras layer rounds them) and sums the products in float32, rounding the result
+to bfloat16: what a TPU's matrix unit does. For `Conv2D` the forward pass stays TF's bfloat16
+kernel (it sums in float32 on this CPU: outputs bit-equal to the Keras layer's) and only the
+gradients are taken by the float32 backprop kernels and rounded to bfloat16, where the Keras
+layer's are bfloat16 too; they are closer to float64 than the emulated kernels' (tests). Depthwise,
+separable and dilated convolutions run in float32 on the bfloat16 operands (TF's bfloat16 depthwise
+kernel sums in bfloat16: 10x further from float64). "auto" (the default) picks "float32" on a
+machine with neither a GPU/TPU nor a CPU with bfloat16 instructions (`avx512_bf16`, `amx_bf16`),
+else "native". Under `jit_compile` the two modes' gradients measured alike (tests): XLA's CPU
+backend seems to sum in float32 itself. With `training=False` (inference: no backward pass to speed
+up) the Keras layers run as they are.
 
 The model itself is not changed: it keeps built-in layers only, so `.keras` files and checkpoints
 are the same whichever way it is called. The trainer, the evaluator, the serving signatures and the
@@ -169,28 +170,27 @@ def float32_convolution(layer: keras.layers.Layer, inputs):
 
   Operands are rounded to bfloat16 exactly as the Keras layer rounds them. `Conv2D`: TF's
   bfloat16 forward kernel (it sums in float32 on CPUs) and float32 backprop kernels. Dilated,
-  depthwise and separable: float32 convolutions on the bfloat16 operands, the result (and a separable one's
-  depthwise result, as TF's kernels do) rounded to bfloat16 - TF's bfloat16 depthwise kernel sums
-  in bfloat16. Bias and activation run in bfloat16, as in Keras.
+  depthwise and separable: float32 convolutions on the bfloat16 operands, the result (and a
+  separable one's depthwise result, as TF's kernels do) rounded to bfloat16 - TF's bfloat16
+  depthwise kernel sums in bfloat16. Bias and activation run in bfloat16, as in Keras.
   """
-  x = tf.cast(inputs, tf.bfloat16)
+  x = _bfloat16_valued(inputs)
   options = dict(strides=layer.strides, padding=layer.padding, dilation_rate=layer.dilation_rate,
                  data_format=layer.data_format)
   if isinstance(layer, keras.layers.SeparableConv2D):
-    depthwise = keras.ops.depthwise_conv(_bfloat16_valued(x),
-                                         _bfloat16_valued(layer.depthwise_kernel), **options)
+    depthwise = keras.ops.depthwise_conv(x, _bfloat16_valued(layer.depthwise_kernel), **options)
     outputs = keras.ops.conv(_bfloat16_valued(depthwise), _bfloat16_valued(layer.pointwise_kernel),
                              strides=1, padding="valid", data_format=layer.data_format)
   elif isinstance(layer, keras.layers.DepthwiseConv2D):
-    outputs = keras.ops.depthwise_conv(_bfloat16_valued(x), _bfloat16_valued(layer.kernel),
-                                       **options)
+    outputs = keras.ops.depthwise_conv(x, _bfloat16_valued(layer.kernel), **options)
   elif tuple(layer.dilation_rate) != (1, 1):
     # TF's CPU backprop kernels take no dilation; keras.ops.conv in float32 dilates by
     # space-to-batch around an undilated convolution, differentiable by autodiff.
-    outputs = keras.ops.conv(_bfloat16_valued(x), _bfloat16_valued(layer.kernel), **options)
+    outputs = keras.ops.conv(x, _bfloat16_valued(layer.kernel), **options)
   else:
     outputs = _conv2d_with_float32_gradients(
-        x, tf.cast(layer.kernel, tf.bfloat16), strides=layer.strides, padding=layer.padding)
+        tf.cast(inputs, tf.bfloat16), tf.cast(layer.kernel, tf.bfloat16), strides=layer.strides,
+        padding=layer.padding)
   outputs = tf.cast(outputs, tf.bfloat16)
   if layer.use_bias:
     outputs = outputs + tf.cast(layer.bias, tf.bfloat16)  # broadcasts over the last axis

@@ -28,9 +28,8 @@ def _with_policy(policy, build):
 
 
 def test_inception_v3_forward_is_bit_equal_to_tf_bfloat16_kernels():
-  model = _with_policy("mixed_bfloat16", lambda: create_model(
-      "inception_v3", num_classes=10, image_size=75, depth_multiplier=0.1,
-      dropout_keep_prob=1.0))
+  model = create_model("inception_v3", num_classes=10, image_size=75, depth_multiplier=0.1,
+                       dropout_keep_prob=1.0, dtype="mixed_bfloat16")
   network = feature_extractor(model, ENDPOINTS)
   images = tf.random.stateless_uniform([3, 75, 75, 3], [0, 1], -1.0, 1.0)
   # Training mode (batch statistics; the moving averages move alike in both calls).
@@ -159,14 +158,12 @@ def test_inference_runs_the_keras_layers(monkeypatch):
 
 def test_only_mixed_bfloat16_two_d_convolutions_are_taken():
   x = tf.zeros([1, 8, 8, 4])
-  mixed = _with_policy("mixed_bfloat16", lambda: keras.layers.Conv2D(4, 3))
-  assert fused.is_float32_convolvable(mixed, x)
+  mixed = "mixed_bfloat16"
+  assert fused.is_float32_convolvable(keras.layers.Conv2D(4, 3, dtype=mixed), x)
   assert not fused.is_float32_convolvable(keras.layers.Conv2D(4, 3), x)  # float32 layer
-  grouped = _with_policy("mixed_bfloat16", lambda: keras.layers.Conv2D(4, 3, groups=2))
-  assert not fused.is_float32_convolvable(grouped, x)
-  channels_first = _with_policy("mixed_bfloat16",
-                                lambda: keras.layers.Conv2D(4, 3, data_format="channels_first"))
-  assert not fused.is_float32_convolvable(channels_first, x)
+  assert not fused.is_float32_convolvable(keras.layers.Conv2D(4, 3, groups=2, dtype=mixed), x)
+  assert not fused.is_float32_convolvable(
+      keras.layers.Conv2D(4, 3, data_format="channels_first", dtype=mixed), x)
 
 
 def test_unknown_mode_names_the_choices():
