@@ -1,6 +1,7 @@
 """The model registry: `create_model(name, ...)`, `list_models()`, `model_info(name)`.
 
-Each family module registers its builders with `@register_model(...)`, storing beside the architecture
+The registry is a leaf: it imports no family. Each family module registers its builders with
+`@register_model(...)` when `inception_tf.models` imports it, storing beside the architecture
 the facts needed to use it (timm's habit): slim scope, default and minimum input size, whether it has
 an auxiliary head, the preprocessing it expects and its endpoints.
 
@@ -61,25 +62,13 @@ def register_model(name: str, **info) -> Callable:
   return decorator
 
 
-def _import_families() -> None:
-  # Imported for their @register_model side effect.
-  from inception_tf.models import inception_v1  # noqa: F401
-  from inception_tf.models import inception_v2  # noqa: F401
-  from inception_tf.models import inception_v3  # noqa: F401
-  from inception_tf.models import inception_v4  # noqa: F401
-  from inception_tf.models import inception_resnet  # noqa: F401
-  from inception_tf.models import resnet_v1  # noqa: F401
-
-
 def list_models() -> list[str]:
   """Names accepted by `create_model`, sorted."""
-  _import_families()
   return sorted(_REGISTRY)
 
 
 def model_info(name: str) -> ModelInfo:
   """The `ModelInfo` of a registered model; a clear ValueError for an unknown name."""
-  _import_families()
   if name not in _REGISTRY:
     raise ValueError(f"Unknown model {name!r}. Valid names: {', '.join(sorted(_REGISTRY))}.")
   return _REGISTRY[name]

@@ -244,7 +244,7 @@ def model_statistics(name: str, *, num_classes: int = 1001,
     A `ModelStatistics`; the counts "without aux" leave out the `AuxLogits` layers, and the
     multiply-adds are those of inference (no aux head).
   """
-  # Imported here: the registry imports every family, which imports this package.
+  # Imported here: `inception_tf.models` imports every family, which imports this module.
   from inception_tf.models import registry
   info = registry.model_info(name)
   size = image_size or info.default_image_size
