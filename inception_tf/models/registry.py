@@ -38,7 +38,9 @@ class ModelInfo:
   min_image_size: int
   has_aux_logits: bool
   endpoints: tuple[str, ...]
-  preprocessing: str = "inception"  # 'inception': [-1, 1] inputs; 'vgg': mean-subtracted RGB
+  # 'inception': [-1, 1] inputs; 'vgg': slim's mean-subtracted RGB; 'torchvision': ImageNet mean/std.
+  preprocessing: str = "inception"
+  num_classes: int = 1001  # logits width of the published checkpoints (1001: class 0 = background)
   crop_fraction: float = 0.875
   interpolation: str = "bilinear"
   batch_norm_scale: bool = False  # slim's `scale` (gamma) of this family's batch norm
@@ -75,7 +77,7 @@ def model_info(name: str) -> ModelInfo:
 
 
 def create_model(name: str,
-                 num_classes: int = 1001,
+                 num_classes: int | None = None,
                  *,
                  image_size: int | None = None,
                  include_top: bool = True,
@@ -89,7 +91,8 @@ def create_model(name: str,
 
   Args:
     name: one of `list_models()`.
-    num_classes: logits width; 1001 (class 0 = background) matches the published TF-slim checkpoints.
+    num_classes: logits width; defaults to the published checkpoints' (`ModelInfo.num_classes`:
+      1001 with class 0 = background for slim's Inception nets, 1000 for torchvision's).
     image_size: square input size; defaults to the network's own (299 for v3/v4/IRv2, 224 otherwise).
       Must be at least the network's minimum (e.g. 75 for v3).
     include_top: False returns features (see `pooling`) instead of the logits dict.
@@ -116,6 +119,8 @@ def create_model(name: str,
   info = model_info(name)
   if image_size is None:
     image_size = info.default_image_size
+  if num_classes is None:
+    num_classes = info.num_classes
   if not isinstance(image_size, int) or image_size < info.min_image_size:
     raise ValueError(f"image_size {image_size!r} is below the minimum input size "
                      f"{info.min_image_size} of {name}; use image_size >= {info.min_image_size}.")
