@@ -86,6 +86,56 @@ def parameter_counts(variables: dict[str, tuple[int, ...]]) -> tuple[int, int]:
   return total, total - frozen
 
 
+def reference_weights(model_name: str, seed: int) -> dict[str, np.ndarray]:
+  """The weights behind tests/golden/<model>.slim_outputs.npz: every published variable, seeded.
+
+  The rule is the one ../shared/slim_references/README.md documents for those outputs: each value
+  is a function of (seed, slim name, shape) alone, so the order of the variables does not matter.
+  A PCG64 stream seeded with SeedSequence([seed, crc32(name)]); uniforms in (0, 1) from the top 53
+  bits of each raw 64-bit draw; normals by Box-Muller (first half of the draws the radii, second
+  half the angles; cosines then sines). Weights He normal on fan-in (all axes but the last), biases
+  N(0, 0.01), beta and moving_mean N(0, 0.1), moving_variance U(0.5, 1.5), gamma U(0.75, 1.25).
+
+  Args:
+    model_name: "inception_v4" or "inception_resnet_v2" (a tests/golden/<model>.vars.json).
+    seed: the `seed` of the outputs' `meta`.
+
+  Returns:
+    {slim variable name: float32 array of the published shape}.
+  """
+  import zlib
+
+  def uniform(stream, n):
+    raw = stream.random_raw(n).astype(np.uint64) >> np.uint64(11)
+    return (raw.astype(np.float64) + 0.5) / 2.0 ** 53
+
+  def normal(stream, n):
+    half = (n + 1) // 2
+    radius = np.sqrt(-2.0 * np.log(uniform(stream, half)))
+    angle = 2.0 * np.pi * uniform(stream, half)
+    return np.concatenate([radius * np.cos(angle), radius * np.sin(angle)])[:n]
+
+  weights = {}
+  for name, shape in published_variables(model_name).items():
+    stream = np.random.PCG64(np.random.SeedSequence([seed, zlib.crc32(name.encode()) & 0xFFFFFFFF]))
+    size = int(np.prod(shape))
+    leaf = name.rsplit("/", 1)[-1]
+    if leaf == "weights":
+      value = normal(stream, size) * np.sqrt(2.0 / int(np.prod(shape[:-1])))
+    elif leaf == "biases":
+      value = normal(stream, size) * 0.01
+    elif leaf in ("beta", "moving_mean"):
+      value = normal(stream, size) * 0.1
+    elif leaf == "moving_variance":
+      value = 0.5 + uniform(stream, size)
+    elif leaf == "gamma":
+      value = 0.75 + 0.5 * uniform(stream, size)
+    else:
+      raise ValueError(f"{model_name}: no value rule for variable {name!r}.")
+    weights[name] = value.astype(np.float32).reshape(shape)
+  return weights
+
+
 def endpoint_shapes(model_name: str) -> dict[str, dict[str, list[int]]]:
   """tests/golden/<model>.endpoints.json: {image size: {endpoint: [H, W, C]}} measured with slim."""
   with open(GOLDEN_DIR / f"{model_name}.endpoints.json") as f:
@@ -152,14 +202,17 @@ def slim_network(model_name: str, size: int):
   import_tf_slim()
   from tf_slim.nets import inception
   from tf_slim.nets import resnet_v1
+  from tf_slim.nets import resnet_v2
   if model_name == "inception_v1":
     net_fn = inception.inception_v1 if size == 224 else slim_inception_v1_global_pool
     return net_fn, inception.inception_v1_arg_scope, lambda e: e, "inception"
   if model_name == "inception_v2":
     return inception.inception_v2, inception.inception_v2_arg_scope, lambda e: e, "inception"
-  if model_name == "resnet_v1_50":
-    return (resnet_v1.resnet_v1_50, resnet_v1.resnet_arg_scope,
-            lambda e: "resnet_v1_50/" + e.replace(".", "/"), "vgg")
+  if model_name.startswith(("resnet_v1_", "resnet_v2_")):
+    from inception_tf.models import model_info
+    module = resnet_v1 if model_name.startswith("resnet_v1_") else resnet_v2
+    return (getattr(module, model_name), module.resnet_arg_scope,
+            lambda e: f"{model_name}/" + e.replace(".", "/"), model_info(model_name).preprocessing)
   raise ValueError(f"No slim reference for {model_name!r}.")
 
 
@@ -175,9 +228,10 @@ def write_endpoint_golden(model_name: str, sizes=(224, 150)) -> str:
                          for e in model_info(model_name).endpoints
                          if run.slim_key(e) in run.end_points}
   note = ("Endpoint -> [height, width, channels] of the real TF-slim network (tf-slim 1.1.0 pip "
-          "package, is_training=False, num_classes=1001) per input size, under our endpoint names "
+          "package, is_training=False, num_classes="
+          f"{model_info(model_name).num_classes}) per input size, under our endpoint names "
           "(slim's end_points keys" +
-          (" without the 'resnet_v1_50/' prefix, '.' for '/')" if model_name.startswith("resnet")
+          (f" without the '{model_name}/' prefix, '.' for '/')" if model_name.startswith("resnet")
            else ")") +
           (". At 150 the package's fixed 7x7 head cannot build; the base then runs under "
            "TF-slim's later global_pool=True head (slim_inception_v1_global_pool)"
@@ -217,8 +271,10 @@ def run_reference(model_name: str, size: int, directory: str, **net_kwargs) -> S
   net_fn, arg_scope_fn, slim_key, preprocessing = slim_network(model_name, size)
   images = make_images(size, preprocessing=preprocessing)
   prefix = f"{directory}/model.ckpt"
-  logits, end_points, shapes = run_slim(net_fn, arg_scope_fn, images, prefix,
-                                        **{"num_classes": 1001, **net_kwargs})
+  from inception_tf.models import model_info
+  logits, end_points, shapes = run_slim(
+      net_fn, arg_scope_fn, images, prefix,
+      **{"num_classes": model_info(model_name).num_classes, **net_kwargs})
   return SlimRun(images, logits, end_points, shapes, prefix, slim_key)
 
 
@@ -283,7 +339,7 @@ def assert_minimum_size(model_name: str, last_endpoint: str, **options) -> None:
   model = create_model(model_name, image_size=minimum, **options)
   assert feature_extractor(model, [last_endpoint]).output[last_endpoint].shape[1:3] == (1, 1)
   logits = model(np.zeros((1, minimum, minimum, 3), np.float32), training=False)["logits"]
-  assert logits.shape == (1, 1001) and np.all(np.isfinite(logits))
+  assert logits.shape == (1, model_info(model_name).num_classes) and np.all(np.isfinite(logits))
 
 
 def assert_pooled_features(model_name: str, run: SlimRun, size: int, last_endpoint: str) -> None:

@@ -147,9 +147,17 @@ def test_aux_pool_matches_slim_from_107():
   assert inception_v4.aux_pool_size(17) == 5 and inception_v4.aux_pool_size(3) == 3
 
 
-def test_features_without_top():
-  model = create_model("inception_v4", include_top=False, pooling="avg", image_size=150)
+def test_features_without_top(v4, tmp_path):
+  """include_top=False, pooling="avg" gives the full network's global_pool (checked against slim
+  in test_slim_references.py) for the same weights, without any classifier variable."""
+  model = create_model("inception_v4", include_top=False, pooling="avg")
   assert model.output.shape[1:] == (1536,)
   assert not any("Logits" in n for n in naming.slim_variables(model))
-  images = slim_parity.make_images(150, preprocessing="inception")
-  assert np.all(np.isfinite(model(images, training=False).numpy()))
+  prefix = checkpoints.save_slim_checkpoint(v4, str(tmp_path / "model.ckpt"))
+  report = checkpoints.load_slim_checkpoint(model, prefix, skip_logits=True)
+  assert len(report.loaded) == 608 - 12  # all but the 2 Logits and 10 AuxLogits variables
+  images = slim_parity.make_images(299, preprocessing="inception")
+  expected = slim_parity.our_endpoints(v4, ["global_pool"], images)["global_pool"][:, 0, 0, :]
+  got = np.asarray(model(images, training=False))
+  slim_parity.assert_close(got, expected, "avg-pooled Mixed_7d")
+  assert not np.allclose(got[0], got[1], atol=1e-3)
