@@ -13,14 +13,21 @@ Examples:
   # The built-in digits dataset (what `python tools/train.py` uses by default):
   python tools/build_tfrecords.py --digits --output_dir=~/.cache/inception_tf/digits
 
+  # Fashion-MNIST (`apt-get install dataset-fashion-mnist`, or --fashion_mnist=DIR holding the
+  # four *-idx?-ubyte.gz files): 60,000 train / 10,000 validation (= test) 28x28 grayscale PNGs:
+  python tools/build_tfrecords.py --fashion_mnist --output_dir=/data/fashion_mnist
+
 Rerunning the same command after an interruption writes only the missing shards.
 """
+
+import sys
 
 from absl import app
 from absl import flags
 
 from inception_tf.data import builder
 from inception_tf.data import default_dataset
+from inception_tf.data import idx
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where shards and manifest.json go.")
 _TRAIN_DIR = flags.DEFINE_string("train_dir", None, "Training images: DIR/<class>/<image>.")
@@ -38,6 +45,10 @@ _TFDS_MANUAL_DIR = flags.DEFINE_string(
     "tfds_manual_dir", None, "tfds manual_dir (e.g. ImageNet's tar files); runs tfds' "
     "download_and_prepare first when given.")
 _DIGITS = flags.DEFINE_bool("digits", False, "Build the built-in scikit-learn digits dataset.")
+_FASHION_MNIST = flags.DEFINE_string(
+    "fashion_mnist", None, "Build Fashion-MNIST from the directory holding its four IDX files; "
+    f"bare --fashion_mnist means {builder.FASHION_MNIST_DIR} (apt-get install "
+    f"{builder.FASHION_MNIST_PACKAGE}).")
 _LABELS_OFFSET = flags.DEFINE_integer(
     "labels_offset", 1, "1: labels 1..N with 0 = background (slim); 0: 0-based labels.")
 _TRAIN_SHARDS = flags.DEFINE_integer(
@@ -59,7 +70,12 @@ def main(argv):
                               ("validation", _VALIDATION_SHARDS.value)) if v}
   common = dict(labels_offset=_LABELS_OFFSET.value, num_shards=shards or None,
                 num_workers=_NUM_WORKERS.value, jpeg_quality=_JPEG_QUALITY.value)
-  if _TFDS_NAME.value:
+  if _FASHION_MNIST.value:
+    try:
+      manifest = builder.build_fashion_mnist(_OUTPUT_DIR.value, _FASHION_MNIST.value, **common)
+    except (FileNotFoundError, idx.IdxError) as error:
+      raise app.UsageError(f"--fashion_mnist={_FASHION_MNIST.value}: {error}") from None
+  elif _TFDS_NAME.value:
     manifest = builder.build_from_tfds(
         _OUTPUT_DIR.value, _TFDS_NAME.value, data_dir=_TFDS_DATA_DIR.value,
         manual_dir=_TFDS_MANUAL_DIR.value, download_and_prepare=bool(_TFDS_MANUAL_DIR.value),
@@ -70,7 +86,8 @@ def main(argv):
         validation_labels_file=_VALIDATION_LABELS_FILE.value,
         bounding_boxes=_BOUNDING_BOXES.value, **common)
   else:
-    raise app.UsageError("Give --train_dir/--validation_dir, --tfds_name or --digits.")
+    raise app.UsageError("Give --train_dir/--validation_dir, --tfds_name, --fashion_mnist or "
+                         "--digits.")
   for split, info in manifest["splits"].items():
     print(f"{split}: {info['num_examples']} examples in {info['num_shards']} shards, "
           f"{info['num_skipped']} skipped, {info['num_converted']} re-encoded")
@@ -78,5 +95,17 @@ def main(argv):
       print(f"  skipped {entry['file']}: {entry['reason']}")
 
 
+def parse_flags(argv):
+  """absl's parser, with a bare `--fashion_mnist` meaning `--fashion_mnist=<Debian's directory>`."""
+  bare = ("--fashion_mnist", "-fashion_mnist")
+  argv = [f"--fashion_mnist={builder.FASHION_MNIST_DIR}" if a in bare else a for a in argv]
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as error:
+    sys.stderr.write(f"FATAL Flags parsing error: {error}\n"
+                     "Pass --helpshort or --helpfull to see help on flags.\n")
+    sys.exit(1)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)
