@@ -673,3 +673,118 @@ def preprocess_vgg_for_train(image: _TensorLike, height: int, width: int, *, see
   crop = tf.image.stateless_random_crop(resized, [height, width, 3], seed=seeds[0])
   crop = tf.image.stateless_random_flip_left_right(crop, seed=seeds[2])
   return crop - tf.constant(VGG_MEANS, tf.float32)
+
+
+# The preprocessing a model was trained with, by registry name ------------------------------------
+
+PREPROCESSING_KINDS = ("inception", "vgg", "torchvision")
+
+
+def by_kind(kind: str, image_size: int, *, is_training: bool = False,
+            crop_fraction: float = CENTRAL_FRACTION, interpolation: str = "bilinear",
+            **options):
+  """The per-image preprocessing function of one kind, at `image_size` x `image_size`.
+
+  Kinds: "inception" (this module: slim's inception_preprocessing, [-1, 1]), "vgg"
+  (`vgg_preprocessing`: slim's, RGB minus the means on a 0..255 scale), "torchvision"
+  (`torchvision_preprocessing`: ImageNet mean/std after scaling to [0, 1]).
+
+  Args:
+    kind: one of `PREPROCESSING_KINDS`.
+    image_size: the square output size S.
+    is_training: the random training transform instead of the deterministic eval one.
+    crop_fraction: the eval crop's share of the resized image: Inception's central fraction; for
+      "vgg" / "torchvision" the shorter side is resized to `floor(S / crop_fraction)` (256 for S =
+      224 and 0.875, as slim and torchvision).
+    interpolation: the model's resize ("bilinear" is the only one these recipes use).
+    **options: keyword options of the kind's function (e.g. `fast_mode`, `color_distortion` for
+      Inception training, `resize_side` for VGG eval, `scale` / `ratio` for torchvision training).
+
+  Returns:
+    Eval: `fn(image) -> float32 [S, S, 3]`. Training: `fn(image, seed=None, bbox=None) -> float32
+    [S, S, 3]` (`seed`: int or [2] integer tensor, equal seeds give equal outputs; `bbox`: boxes
+    for Inception's crop, ignored by the other kinds, whose references take none). `image` is
+    encoded bytes or `[H, W, C]` (C in 1..4) uint8, or float in [0, 1]. The functions run eagerly,
+    in `tf.function` and in `tf.data`, with a static output shape.
+
+  Raises:
+    ValueError: an unknown kind or interpolation, or a bad image size.
+  """
+  # Imported here: both modules build on this one.
+  from inception_tf.data import torchvision_preprocessing  # pylint: disable=import-outside-toplevel
+  from inception_tf.data import vgg_preprocessing  # pylint: disable=import-outside-toplevel
+
+  if kind not in PREPROCESSING_KINDS:
+    raise ValueError(f"Unknown preprocessing kind {kind!r}; valid kinds: "
+                     f"{', '.join(PREPROCESSING_KINDS)}.")
+  if interpolation != "bilinear":
+    raise ValueError(f"Unsupported interpolation {interpolation!r} for {kind!r} preprocessing; "
+                     "only 'bilinear' is implemented.")
+  _check_size(image_size, image_size)
+  size = image_size
+
+  def fixed_shape(image):
+    return tf.ensure_shape(image, [size, size, 3])
+
+  if not is_training:
+    if kind == "inception":
+      options.setdefault("central_fraction", crop_fraction)
+      return lambda image: fixed_shape(preprocess_for_eval(image, size, size, **options))
+    if kind == "vgg":
+      options.setdefault("resize_side", vgg_preprocessing.default_resize_side(size, crop_fraction))
+      return lambda image: fixed_shape(vgg_preprocessing.preprocess_for_eval(image, size, **options))
+    options.setdefault("resize_size",
+                       torchvision_preprocessing.default_resize_size(size, crop_fraction))
+    return lambda image: fixed_shape(
+        torchvision_preprocessing.preprocess_for_eval(image, size, **options))
+
+  if kind == "inception":
+    return lambda image, seed=None, bbox=None: fixed_shape(
+        preprocess_for_train(image, size, size, bbox, seed=seed, **options))
+  if kind == "vgg":
+    options.setdefault("resize_side_min",
+                       vgg_preprocessing.default_resize_side(size, crop_fraction))
+    return lambda image, seed=None, bbox=None: fixed_shape(
+        vgg_preprocessing.preprocess_for_train(image, size, seed=seed, **options))
+  return lambda image, seed=None, bbox=None: fixed_shape(
+      torchvision_preprocessing.preprocess_for_train(image, size, seed=seed, **options))
+
+
+def for_model(name: str, image_size: Optional[int] = None, is_training: bool = False, *,
+              kind: Optional[str] = None, **options):
+  """The per-image preprocessing function the registry records for model `name`.
+
+  Reads `model_info(name)`: `preprocessing` (the kind), `default_image_size`, `crop_fraction`
+  and `interpolation`; see `by_kind` for the kinds and the returned function.
+
+  Args:
+    name: a registered model (`inception_tf.models.list_models()`).
+    image_size: the square input size; None: the model's default (e.g. 299 for inception_v3, 224
+      for resnet_v1_50).
+    is_training: the training transform instead of the eval one.
+    kind: overrides the registry's kind ("inception", "vgg" or "torchvision"), e.g. from a tool's
+      `--preprocessing` flag.
+    **options: passed to `by_kind` (the kind function's keyword options).
+
+  Returns:
+    Eval: `fn(image) -> float32 [S, S, 3]`; training: `fn(image, seed=None, bbox=None)`.
+
+  Raises:
+    ValueError: an unknown model name or kind, or a model whose recorded kind has no function.
+
+  Examples:
+    >>> fn = for_model("resnet_v1_50")  # slim's vgg_preprocessing, 224 x 224
+    >>> fn(tf.zeros([300, 400, 3], tf.uint8)).shape
+    TensorShape([224, 224, 3])
+  """
+  from inception_tf.models import model_info  # pylint: disable=import-outside-toplevel
+
+  info = model_info(name)
+  if kind is None and info.preprocessing not in PREPROCESSING_KINDS:
+    raise ValueError(f"Model {name!r} records preprocessing {info.preprocessing!r}, which has no "
+                     f"per-image function here; pass kind= one of {', '.join(PREPROCESSING_KINDS)} "
+                     "(a tool's --preprocessing flag).")
+  return by_kind(kind if kind is not None else info.preprocessing,
+                 info.default_image_size if image_size is None else image_size,
+                 is_training=is_training, crop_fraction=info.crop_fraction,
+                 interpolation=info.interpolation, **options)
