@@ -31,9 +31,12 @@ ratio=(3/4, 4/3))` and `RandomHorizontalFlip()` before the same scaling and norm
   else the central crop clamped to the ratio range), from a stateless `seed`, so a seed gives the
   same output eagerly, in a `tf.function` and in `tf.data`.
 
-Multi-crop evaluation hooks: `resize_shorter_side(image, side)` (uint8 out, torchvision's sizes and
-kernel) cuts the scales, boxes are sliced from it, and `normalize` maps the uint8 (or float 0..255)
-crops to the network's input.
+Multi-crop evaluation hooks (the same four functions in `vgg_preprocessing`): `to_pixels(image)`
+decodes / converts the input to uint8 RGB, `resize_shorter_side(pixels, side)` gives a scale (uint8,
+torchvision's sizes and kernel), boxes are sliced from it, `resize(pixels, S, S)` resizes a box that
+is not S x S, and `normalize` maps uint8 (or float 0..255) crops to the network's input;
+`normalize(center_crop(resize_shorter_side(to_pixels(x), default_resize_size(S)), S, S))` is
+`preprocess_for_eval(x, S)`.
 """
 
 from __future__ import annotations
@@ -166,6 +169,9 @@ def resize_antialiased_uint8(image: tf.Tensor, height, width) -> tf.Tensor:
   return tf.ensure_shape(resized, [None, None, image.shape[-1]])
 
 
+resize = resize_antialiased_uint8  # the multi-crop hook's name (see the module docstring)
+
+
 def resize_shorter_side(image: tf.Tensor, size) -> tf.Tensor:
   """torchvision's `Resize(size, antialias=True)` of a uint8 `[H, W, C]` image (uint8 out)."""
   shape = tf.shape(image)
@@ -236,7 +242,7 @@ def decode_rgb(image_bytes) -> tf.Tensor:
   return tf.ensure_shape(image, [None, None, 3])
 
 
-def _as_uint8(image) -> tf.Tensor:
+def to_pixels(image) -> tf.Tensor:
   """Bytes or an image with 1..4 channels -> uint8 RGB `[H, W, 3]` (floats in [0, 1] rounded)."""
   image = tf.convert_to_tensor(image)
   if image.dtype == tf.string:
@@ -269,7 +275,7 @@ def preprocess_for_eval(image, image_size: int = 224, resize_size: int | None = 
   if resize_size < image_size:
     raise ValueError(f"resize_size={resize_size} must be >= image_size={image_size} (the crop is "
                      "taken from the resized image).")
-  resized = resize_shorter_side(_as_uint8(image), resize_size)
+  resized = resize_shorter_side(to_pixels(image), resize_size)
   return normalize(center_crop(resized, image_size, image_size))
 
 
@@ -340,7 +346,7 @@ def preprocess_for_train(image, image_size: int = 224, *, seed=None,
     raise ValueError(f"Need 0 < scale[0] <= scale[1] <= 1 and 0 < ratio[0] <= ratio[1]; got "
                      f"scale={tuple(scale)}, ratio={tuple(ratio)}.")
   seeds = preprocessing._seeds(seed)  # pylint: disable=protected-access
-  image = _as_uint8(image)
+  image = to_pixels(image)
   shape = tf.shape(image)
   box = random_resized_crop_box(shape[0], shape[1], seeds[0], scale=scale, ratio=ratio)
   crop = image[box[0]:box[0] + box[2], box[1]:box[1] + box[3]]

@@ -16,9 +16,12 @@ makes them a function of the model's input size: for `image_size` S the eval sid
 `floor(S / crop_fraction)` and the train range [that, twice that] — slim's 256 and [256, 512] at
 S = 224 with crop fraction 0.875 (slim keeps 256 whatever the output size).
 
-Multi-crop evaluation hooks: `resize_shorter_side(image, side)` (float32 0..255 out, slim's sizes and
-resize) cuts the scales, boxes are sliced from it, and `normalize` maps the 0..255 crops to the
-network's input.
+Multi-crop evaluation hooks (the same four functions in `torchvision_preprocessing`):
+`to_pixels(image)` decodes / converts the input to 0..255 RGB, `resize_shorter_side(pixels, side)`
+gives a scale (float32 0..255, slim's sizes and resize), boxes are sliced from it, `resize(pixels,
+S, S)` resizes a box that is not S x S, and `normalize` maps 0..255 crops to the network's input;
+`normalize(central box of resize_shorter_side(to_pixels(x), default_resize_side(S)))` is
+`preprocess_for_eval(x, S)`.
 """
 
 from __future__ import annotations
@@ -60,6 +63,17 @@ def to_pixels(image) -> tf.Tensor:
 def resize_shorter_side(pixels: tf.Tensor, side) -> tf.Tensor:
   """slim's `_aspect_preserving_resize`: float32 `[H', W', 3]` in 0..255, shorter side `side`."""
   return preprocessing._aspect_preserving_resize(pixels, side)  # pylint: disable=protected-access
+
+
+def resize(pixels: tf.Tensor, height, width) -> tf.Tensor:
+  """TF1 `resize_bilinear(align_corners=False)` (no half-pixel centers) on 0..255 pixels.
+
+  slim's resize without the aspect-preserving size: for multi-crop boxes resized to S x S.
+  Returns float32 `[height, width, C]` on the input's 0..255 scale.
+  """
+  resized = tf.raw_ops.ResizeBilinear(images=pixels[tf.newaxis], size=tf.stack([height, width]),
+                                      align_corners=False, half_pixel_centers=False)
+  return resized[0]
 
 
 def normalize(pixels: tf.Tensor) -> tf.Tensor:

@@ -249,6 +249,25 @@ def test_torchvision_train_is_the_box_resized_and_flipped():
       np.testing.assert_array_equal(got, expected[:, ::-1])
 
 
+@pytest.mark.parametrize("module", [vgg, tv], ids=["vgg", "torchvision"])
+def test_multicrop_hooks_compose_to_the_eval_transform(module):
+  """The pieces a multi-crop evaluator uses (decode, resize a scale, slice, resize a box,
+  normalize) give the 1-crop eval transform back, and `resize` of an S x S box is the identity."""
+  jpeg = _jpeg("coffee")
+  pixels = module.to_pixels(jpeg)
+  side = (vgg.default_resize_side if module is vgg else tv.default_resize_size)(160)
+  scaled = module.resize_shorter_side(pixels, side)
+  assert min(scaled.shape[:2]) == side == 182
+  if module is vgg:
+    top, left = (scaled.shape[0] - 160) // 2, (scaled.shape[1] - 160) // 2
+    box = scaled[top:top + 160, left:left + 160]
+  else:
+    box = tv.center_crop(scaled, 160, 160)
+  expected = module.preprocess_for_eval(jpeg, 160).numpy()
+  np.testing.assert_array_equal(module.normalize(box).numpy(), expected)
+  np.testing.assert_array_equal(module.normalize(module.resize(box, 160, 160)).numpy(), expected)
+
+
 # --- for_model / by_kind --------------------------------------------------------------------------
 
 def test_for_model_takes_the_registry_kind_and_size():
