@@ -170,11 +170,16 @@ def test_killed_build_leaves_no_complete_looking_shard_and_resumes(tree, tmp_pat
   _, records = _read_records(out, "train")
   sidecar = json.loads((out / ".train-00000-of-00005.json").read_text())
   assert len(records) == sidecar["num_examples"] > 0  # the finished shard is complete
-  first_inode = os.stat(out / shards[0]).st_ino
+  # Stamp the finished shard with a modification time no rewrite could give it (1 s after the
+  # epoch): a file rewritten by the resumed build would carry the time of that write instead. This
+  # holds on any filesystem, unlike inode numbers, which can be reused.
+  os.utime(out / shards[0], ns=(1_000_000_000, 1_000_000_000))
+  content = (out / shards[0]).read_bytes()
 
   manifest = builder.build_from_directories(str(out), train_dir=str(root), num_shards={"train": 5},
                                             num_workers=2, progress=False)
-  assert os.stat(out / shards[0]).st_ino == first_inode  # not rewritten
+  assert os.stat(out / shards[0]).st_mtime_ns == 1_000_000_000  # not rewritten
+  assert (out / shards[0]).read_bytes() == content
   assert not any(f.startswith(".tmp.") for f in os.listdir(out))
   _, records = _read_records(out, "train")
   assert sorted(r["filename"] for r in records) == sorted(expected)

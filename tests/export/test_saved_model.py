@@ -133,7 +133,9 @@ def test_huge_jpeg_is_decoded_at_reduced_scale(served):
 
 def test_saved_model_cli_lists_both_signatures(export_dir):
   process = subprocess.run(
-      ["saved_model_cli", "show", "--all", "--dir", os.path.join(export_dir, "saved_model")],
+      # TensorFlow's `saved_model_cli` console script, run through this interpreter (no PATH).
+      [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show", "--all", "--dir",
+       os.path.join(export_dir, "saved_model")],
       capture_output=True, text=True, timeout=300, check=False,
       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   assert process.returncode == 0, process.stderr[-2000:]

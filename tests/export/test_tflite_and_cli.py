@@ -22,7 +22,16 @@ def _run_tool(repo_root, *args):
   return process.stdout
 
 
-def test_tflite_top1_agrees_with_saved_model(export_dir, jpegs):
+def test_tflite_logits_and_top1_agree_with_saved_model(export_dir, jpegs):
+  """Each TFLite file's logits stay within a bound of the SavedModel's; top-1 is compared only where
+  the float top-1 margin exceeds twice that bound, so it cannot depend on the CPU's kernels.
+
+  The int8 file (weights int8 per channel, activations quantized per batch) sums int8 products
+  exactly in int32 on every instruction set; what differs between XNNPACK's kernels is the float
+  rescaling, far below the quantization error itself. That error here is ~3% of the logits' spread
+  (measured, see WORKSPACE_NOTES), so 10% of the spread bounds it on any CPU. float32 differs only
+  in summation order: 1e-5 of the largest logit.
+  """
   with open(os.path.join(export_dir, "export_info.json")) as f:
     files = {k: os.path.join(export_dir, v) for k, v in json.load(f)["files"]["tflite"].items()}
   assert sorted(files) == ["dynamic_int8", "float32"]
@@ -30,17 +39,24 @@ def test_tflite_top1_agrees_with_saved_model(export_dir, jpegs):
   int8_size = os.path.getsize(files["dynamic_int8"])
   assert int8_size < 0.5 * float_size  # weights stored as int8
   loaded = tf.saved_model.load(os.path.join(export_dir, "saved_model"))
-  served = loaded.signatures["serving_default"](images=tf.constant(list(jpegs.values())))
-  expected_top1 = served["classes"].numpy()[:, 0]
-  probabilities = served["all_probabilities"].numpy()
   images = np.stack([preprocessing.preprocess_for_eval(tf.constant(b), IMAGE_SIZE, IMAGE_SIZE)
                      for b in jpegs.values()])
+  reference = loaded.signatures["predict_images"](images=tf.constant(images))["logits"].numpy()
+  served = loaded.signatures["serving_default"](images=tf.constant(list(jpegs.values())))
+  ranked = np.sort(reference, axis=-1)
+  margin = ranked[:, -1] - ranked[:, -2]
+  bounds = {"float32": 1e-5 * np.abs(reference).max(), "dynamic_int8": 0.1 * reference.std()}
   for quantization, path in files.items():
     out = tflite.TFLiteClassifier(path)(images)
-    np.testing.assert_array_equal(np.argmax(out["logits"], -1), expected_top1, err_msg=quantization)
-    tolerance = 1e-5 if quantization == "float32" else 0.1 * probabilities.max()
-    np.testing.assert_allclose(out["probabilities"], probabilities, atol=tolerance,
-                               err_msg=quantization)
+    error = np.abs(out["logits"] - reference).max()
+    assert error <= bounds[quantization], (quantization, error, bounds[quantization])
+    decided = margin > 2 * bounds[quantization]
+    assert decided.sum() >= len(images) // 2, (quantization, margin)  # the check is not vacuous
+    np.testing.assert_array_equal(np.argmax(out["logits"], -1)[decided],
+                                  np.argmax(reference, -1)[decided], err_msg=quantization)
+    # The serving signature (JPEG bytes in) ranks those images' classes the same way.
+    np.testing.assert_array_equal(served["classes"].numpy()[decided, 0],
+                                  np.argmax(reference, -1)[decided], err_msg=quantization)
 
 
 def test_predict_cli_prints_top5_with_readable_names(export_dir, jpegs, repo_root, tmp_path):
