@@ -152,7 +152,11 @@ def extraction_step(model: keras.Model, strategy: tf.distribute.Strategy, output
                     ) -> Callable:
   """A `tf.function` running `model` on a distributed batch; returns the gathered `outputs`,
   `mask` and `index`."""
-  missing = [k for k in outputs if not isinstance(model.output, dict) or k not in model.output]
+  try:
+    model_outputs = model.output
+  except AttributeError:  # a model that was never called has no output
+    model_outputs = None
+  missing = [k for k in outputs if not isinstance(model_outputs, dict) or k not in model_outputs]
   if missing:
     raise ValueError(f"Model {model.name} has no output(s) {missing}; use "
                      "create_model('fid_inception_v3') (its outputs: logits, pool_3, "
@@ -161,7 +165,8 @@ def extraction_step(model: keras.Model, strategy: tf.distribute.Strategy, output
   def replica_step(batch):
     results = fused.fused_call(model, batch["images"], training=False)
     kept = {k: results[k] for k in outputs}
-    kept.update(mask=batch["mask"], index=batch["index"])
+    # int32: collectives (strategy.gather) take no bool tensors.
+    kept.update(mask=tf.cast(batch["mask"], tf.int32), index=batch["index"])
     return kept
 
   @tf.function
@@ -207,7 +212,7 @@ def compute_activations(source, model: keras.Model, *, batch_size: int = DEFAULT
   start = time.perf_counter()
   for batch in strategy.experimental_distribute_dataset(dataset):
     result = step(batch)
-    mask = result["mask"].numpy()
+    mask = result["mask"].numpy().astype(bool)
     features = result["pool_3"].numpy()[mask]
     statistics.update(features)
     if keep_features:
