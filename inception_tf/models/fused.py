@@ -21,34 +21,38 @@ kernel on the layer's own variables:
   - layers the kernel does not cover (channels not last, rank other than 4, `synchronized=True`,
     `renorm=True`) run as the Keras layer.
 
-bfloat16 convolutions on CPUs without bfloat16 arithmetic: TF's CPU kernels for the backward
-bfloat16 convolutions (`Conv2DBackpropFilter`/`Input`) are emulated, 14x slower than float32 on the
-AVX2 CPU here (one 35x35x288 -> 96 3x3 conv, batch 32: 7.4 s vs 0.52 s for both gradients;
-WORKSPACE_NOTES "Session 6"), and they are > 90 % of a mixed_bfloat16 training step. With
+bfloat16 convolutions on CPUs without bfloat16 arithmetic: where the CPU has no bfloat16
+instructions, TF's CPU kernels for the backward bfloat16 convolutions (`Conv2DBackpropFilter`/
+`Input`) are emulated, an order of magnitude slower than the float32 ones, and they dominate a
+mixed_bfloat16 training step (measurements: WORKSPACE_NOTES.md, "bfloat16 convolutions"). With
 `bfloat16_convolutions="float32"` and `training=True` each mixed_bfloat16 `Conv2D`,
 `DepthwiseConv2D` and `SeparableConv2D` multiplies its bfloat16 operands (inputs and kernel rounded
 to bfloat16, as the Keras layer rounds them) and sums the products in float32, rounding the result
-to bfloat16: what a TPU's matrix unit does. For `Conv2D` the forward pass stays TF's bfloat16
-kernel (it sums in float32 on this CPU: outputs bit-equal to the Keras layer's) and only the
-gradients are taken by the float32 backprop kernels and rounded to bfloat16, where the Keras
-layer's are bfloat16 too; they are closer to float64 than the emulated kernels' (tests). Depthwise,
-separable and dilated convolutions run in float32 on the bfloat16 operands (TF's bfloat16 depthwise
-kernel sums in bfloat16: 10x further from float64). "auto" (the default) picks "float32" on a
-machine with neither a GPU/TPU nor a CPU with bfloat16 instructions (`avx512_bf16`, `amx_bf16`),
-else "native". Under `jit_compile` the two modes' gradients measured alike (tests): XLA's CPU
-backend seems to sum in float32 itself. With `training=False` (inference: no backward pass to speed
-up) the Keras layers run as they are.
+to bfloat16: what a TPU's matrix unit does. For an undilated `Conv2D` the forward pass stays TF's
+bfloat16 kernel (the very op the Keras layer runs, so its outputs are the Keras layer's) and only
+the gradients are taken by the float32 backprop kernels and rounded to bfloat16. Depthwise,
+separable and dilated convolutions run in float32 on the bfloat16 operands (TF's emulated bfloat16
+depthwise kernel sums in bfloat16). With `training=False` (inference: no backward pass to speed up)
+the Keras layers run as they are.
+
+"auto" (the default) picks "native" where bfloat16 arithmetic is real: a visible GPU or TPU, or a
+CPU with bfloat16 instructions (`avx512_bf16`, `amx_bf16`) *and* TF's oneDNN kernels switched on
+(they are what use those instructions; with `TF_ENABLE_ONEDNN_OPTS=0` TF falls back to the
+emulated kernels on any CPU). Everywhere else it picks "float32". Both modes compute the same
+model; they differ in the rounding of the sums, so a run's numbers depend on the mode (the
+trainer's start line names it).
 
 The model itself is not changed: it keeps built-in layers only, so `.keras` files and checkpoints
 are the same whichever way it is called. The trainer, the evaluator, the serving signatures and the
-benchmark's "ours" side call models this way. Speed on this 2-core CPU: WORKSPACE_NOTES.md,
-"Session 5" / "Fused batch norm" and "Session 6" / "bfloat16 convolutions".
+benchmark's "ours" side call models this way; their speed is measured by `tools/benchmark.py`
+(WORKSPACE_NOTES.md).
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import os
 from typing import Callable
 
 import keras
@@ -111,14 +115,27 @@ def _cpu_flags() -> set[str] | None:
     return None
 
 
+def _onednn_enabled() -> bool:
+  """Whether TF runs its oneDNN CPU kernels (on by default on x86 Linux; TF_ENABLE_ONEDNN_OPTS=0
+  switches them off, and with them the use of the CPU's bfloat16 instructions)."""
+  try:
+    from tensorflow.python.util import _pywrap_util_port  # pylint: disable=import-outside-toplevel
+    return bool(_pywrap_util_port.IsMklEnabled())
+  except (ImportError, AttributeError):  # the private module moved: read the switch ourselves
+    return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() not in ("0", "false")
+
+
 @functools.cache
 def has_bfloat16_arithmetic() -> bool:
   """Whether this machine computes bfloat16 convolutions natively: a GPU or TPU is visible, or
-  the CPU has bfloat16 instructions. Unknown CPUs (no /proc/cpuinfo) count as native."""
+  the CPU has bfloat16 instructions and TF's oneDNN kernels (which use them) are on. Unknown CPUs
+  (no /proc/cpuinfo) count as native."""
   if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
     return True
   flags = _cpu_flags()
-  return flags is None or any(flag in flags for flag in _CPU_BFLOAT16_FLAGS)
+  if flags is None:
+    return True
+  return any(flag in flags for flag in _CPU_BFLOAT16_FLAGS) and _onednn_enabled()
 
 
 def resolve_bfloat16_convolutions(mode: str) -> str:
@@ -148,7 +165,7 @@ def _bfloat16_valued(tensor):
 def _conv2d_with_float32_gradients(inputs, kernel, *, strides, padding):
   """A bfloat16 NHWC convolution whose gradients are computed by the float32 backprop kernels on
   the same bfloat16 operands and rounded to bfloat16 (where TF's bfloat16 backprop kernels are
-  emulated). The forward pass is TF's bfloat16 kernel, which sums in float32 already."""
+  emulated). The forward pass is TF's bfloat16 kernel, as in the Keras layer."""
   strides4, padding = (1, *strides, 1), padding.upper()
 
   @tf.custom_gradient
@@ -168,8 +185,8 @@ def _conv2d_with_float32_gradients(inputs, kernel, *, strides, padding):
 def float32_convolution(layer: keras.layers.Layer, inputs):
   """`layer(inputs)` for a mixed_bfloat16 convolution, with products summed in float32.
 
-  Operands are rounded to bfloat16 exactly as the Keras layer rounds them. `Conv2D`: TF's
-  bfloat16 forward kernel (it sums in float32 on CPUs) and float32 backprop kernels. Dilated,
+  Operands are rounded to bfloat16 exactly as the Keras layer rounds them. Undilated `Conv2D`:
+  TF's bfloat16 forward kernel (the op the Keras layer runs) and float32 backprop kernels. Dilated,
   depthwise and separable: float32 convolutions on the bfloat16 operands, the result (and a
   separable one's depthwise result, as TF's kernels do) rounded to bfloat16 - TF's bfloat16
   depthwise kernel sums in bfloat16. Bias and activation run in bfloat16, as in Keras.

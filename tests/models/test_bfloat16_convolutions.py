@@ -1,6 +1,21 @@
 """`fused_call(..., bfloat16_convolutions="float32")`: mixed_bfloat16 convolutions multiplied and
-summed in float32 give the Keras layer's forward outputs (bit-equal for Conv2D) and gradients at
-least as close to float64 as TF's bfloat16 kernels, eagerly and under XLA."""
+summed in float32.
+
+Only what holds on every machine is asserted here. The "float32" mode runs float32 kernels on
+bfloat16 operands, so its results are bounded by bfloat16 rounding alone, on any CPU; how accurate
+or fast TF's own ("native") bfloat16 kernels are depends on the CPU (emulated on AVX2, oneDNN with
+float32 sums on AMX / avx512_bf16) and is measured by `tools/benchmark.py --sections=kernels`,
+recorded in WORKSPACE_NOTES.md, never asserted.
+
+bfloat16 keeps 8 significant bits: rounding to nearest moves a value by at most 2^-8 of it
+(`UNIT_ROUNDOFF`). A result that passes through R roundings (operands, activations, gradients) is
+off by at most R * u + (R * u)^2 relative (first order plus a second-order allowance), which is
+where the bounds below come from.
+"""
+
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -12,6 +27,7 @@ from inception_tf.models import feature_extractor
 from inception_tf.models import fused
 
 ENDPOINTS = ("Conv2d_1a_3x3", "Mixed_5b", "Mixed_7c", "PreLogits")
+UNIT_ROUNDOFF = 2.0 ** -8  # bfloat16: 8 significant bits (7 stored), round to nearest
 
 
 def _as_float32(tensor):
@@ -27,7 +43,11 @@ def _with_policy(policy, build):
     keras.config.set_dtype_policy(previous)
 
 
-def test_inception_v3_forward_is_bit_equal_to_tf_bfloat16_kernels():
+def test_inception_v3_training_forward_is_unchanged_by_the_float32_mode():
+  """Inception-v3 has only undilated Conv2D layers, whose forward pass in "float32" mode is the op
+  the Keras layer runs: the wiring (bias, batch norm, activation, concatenations) must leave every
+  endpoint bit-equal to "native" mode's. A changed forward kernel or a misplaced rounding breaks
+  this on any CPU."""
   model = create_model("inception_v3", num_classes=10, image_size=75, depth_multiplier=0.1,
                        dropout_keep_prob=1.0, dtype="mixed_bfloat16")
   network = feature_extractor(model, ENDPOINTS)
@@ -79,43 +99,79 @@ def _relative_error(got, want):
   return float(np.linalg.norm(np.asarray(got, np.float64) - want) / np.linalg.norm(want))
 
 
+# The stack's gradient path: every weight's gradient passes through at most the rounding of its
+# layer's operands (2), its output (1), the upstream gradient of each later layer (5) and the
+# rounded gradient itself (1), and the forward activations feeding the later layers (5): 14
+# roundings.
+GRADIENT_ROUNDINGS = 14
+FORWARD_ROUNDINGS = 10  # operands and output of each of the 5 convolutions
+
+
+def _rounding_bound(roundings):
+  first_order = roundings * UNIT_ROUNDOFF
+  return first_order + first_order ** 2
+
+
 @pytest.mark.parametrize("jit_compile", [False, True], ids=["tf_function", "xla"])
-def test_gradients_are_at_least_as_close_to_float64_as_bfloat16_kernels(jit_compile):
+def test_gradients_are_within_bfloat16_rounding_of_float64(jit_compile):
   model, reference, images = _stack_and_reference()
   _, want = _loss_and_gradients(reference, lambda m, x: m(tf.cast(x, tf.float64)), images)
-  errors = {}
-  for mode in ("native", "float32"):
-    step = tf.function(lambda x, mode=mode: _loss_and_gradients(
-        model, lambda m, y: fused.fused_call(m, y, training=True, bfloat16_convolutions=mode), x),
-                       jit_compile=jit_compile)
-    _, gradients = step(images)
-    errors[mode] = [_relative_error(g, w) for g, w in zip(gradients, want)]
-  # bfloat16 has 8 significant bits (rounding 2^-9 = 0.002) and every activation is rounded;
-  # measured: float32 <= 0.030, native up to 0.13 (tf.function); under XLA both alike.
-  assert max(errors["float32"]) < 0.05, errors
-  assert sum(errors["float32"]) <= sum(errors["native"]) * 1.05, errors
+  step = tf.function(lambda x: _loss_and_gradients(
+      model, lambda m, y: fused.fused_call(m, y, training=True, bfloat16_convolutions="float32"),
+      x), jit_compile=jit_compile)
+  _, gradients = step(images)
+  errors = [_relative_error(g, w) for g, w in zip(gradients, want)]
+  assert max(errors) < _rounding_bound(GRADIENT_ROUNDINGS), errors
+  # Not vacuous: bfloat16 operands do move the gradients away from float64's.
+  assert max(errors) > UNIT_ROUNDOFF / 16, errors
 
 
-def test_forward_is_at_least_as_close_to_float64_and_conv2d_bit_equal():
+def test_forward_is_within_bfloat16_rounding_of_float64():
   model, reference, images = _stack_and_reference(seed=1)
   want = reference(tf.cast(images, tf.float64)).numpy()
-  native, float32 = (_as_float32(fused.fused_call(model, images, training=True,
-                                                  bfloat16_convolutions=mode))
-                     for mode in ("native", "float32"))
-  # TF's bfloat16 depthwise kernel sums in bfloat16; float32 sums are closer.
-  assert _relative_error(float32, want) <= _relative_error(native, want)
-  assert _relative_error(float32, want) < 0.02
+  got = _as_float32(fused.fused_call(model, images, training=True,
+                                     bfloat16_convolutions="float32"))
+  assert _relative_error(got, want) < _rounding_bound(FORWARD_ROUNDINGS)
+  assert _relative_error(got, want) > 0
 
-  conv = model.get_layer("conv")
-  x = tf.cast(images[..., :1] * tf.ones([1, 1, 1, conv.kernel.shape[2]]), tf.bfloat16)
-  np.testing.assert_array_equal(_as_float32(fused.float32_convolution(conv, x)),
-                                _as_float32(conv(x)))
+
+@pytest.mark.parametrize("layer_name", ["conv", "depthwise", "separable"])
+def test_float32_sums_are_the_float64_sums_rounded_once(layer_name):
+  """Dilated, depthwise and separable convolutions in "float32" mode: the products of bfloat16
+  operands are exact in float32 and their float32 sum is within ~1e-6 of the float64 sum, so the
+  result is the float64 convolution of the same operands rounded to bfloat16, give or take a tie:
+  within half a bfloat16 ulp of the float64 value (plus the float32 sum's error)."""
+  model, _, images = _stack_and_reference(seed=2)
+  layer = model.get_layer(layer_name)
+  x = tf.cast(keras.Model(model.input, layer.input)(images), tf.bfloat16)
+  got = _as_float32(fused.float32_convolution(layer, x)).astype(np.float64)
+  x64 = tf.cast(x, tf.float64)
+  f64 = lambda variable: tf.cast(variable, tf.float64)
+  options = dict(strides=layer.strides, padding=layer.padding, dilation_rate=layer.dilation_rate)
+  if layer_name == "conv":
+    sums = keras.ops.conv(x64, f64(layer.kernel), **options)
+  elif layer_name == "depthwise":
+    sums = keras.ops.depthwise_conv(x64, f64(layer.kernel), **options)
+  else:  # TF's kernels round the separable's depthwise result to bfloat16 too
+    depthwise = keras.ops.depthwise_conv(x64, f64(layer.depthwise_kernel), **options)
+    depthwise = tf.cast(tf.cast(depthwise, tf.bfloat16), tf.float64)
+    sums = keras.ops.conv(depthwise, f64(layer.pointwise_kernel))
+  sums = sums.numpy()
+  biased = sums + (f64(layer.bias).numpy() if layer.use_bias else 0.0)
+  want = np.maximum(biased, 0.0) if layer.activation is keras.activations.relu else biased
+  # Rounding to nearest: |bf16(v) - v| <= 2^-8 |v|, once for the float32 sums (whose own error
+  # is ~1e-7 relative) and, where the layer has a bias, once for the bias added in bfloat16 as
+  # in Keras. ReLU is exact.
+  bound = UNIT_ROUNDOFF * (np.abs(sums) + (np.abs(biased) if layer.use_bias else 0.0))
+  np.testing.assert_array_less(np.abs(got - want), bound * (1 + 1e-6) + 1e-30)
+  assert np.abs(got - want).max() > 0  # bfloat16 results: not the float64 ones
 
 
 @pytest.mark.parametrize("strides, padding, size", [
     ((1, 1), "same", 9), ((2, 2), "valid", 9), ((2, 2), "same", 10), ((1, 2), "valid", 8)])
 def test_conv2d_gradients_are_those_of_the_float32_convolution(strides, padding, size):
-  """The custom gradient is the float32 convolution's gradient on the bfloat16 operands."""
+  """The custom gradient is the float32 convolution's gradient on the bfloat16 operands, rounded
+  to bfloat16: the same float32 backprop kernels on the same operands, so bit-equal anywhere."""
   rng = np.random.default_rng(3)
   x = tf.cast(rng.normal(size=(2, size, size, 5)), tf.bfloat16)
   k = tf.cast(rng.normal(size=(3, 3, 5, 4)), tf.bfloat16)
@@ -135,7 +191,9 @@ def test_conv2d_gradients_are_those_of_the_float32_convolution(strides, padding,
     loss = tf.reduce_sum(tf.cast(tf.cast(y32, tf.bfloat16), tf.float32)
                          * tf.reshape(upstream(y32), y32.shape))
   want = [tf.cast(tf.cast(g, tf.bfloat16), tf.float32) for g in tape.gradient(loss, [x32, k32])]
-  np.testing.assert_array_equal(_as_float32(y), _as_float32(tf.cast(y32, tf.bfloat16)))
+  # The forward pass is TF's bfloat16 kernel itself (how it sums is the CPU's business).
+  np.testing.assert_array_equal(_as_float32(y),
+                                _as_float32(tf.nn.conv2d(x, k, (1, *strides, 1), padding.upper())))
   for g, w in zip(got, want):
     assert g.dtype == tf.bfloat16
     np.testing.assert_array_equal(_as_float32(g), _as_float32(w))
@@ -171,16 +229,18 @@ def test_unknown_mode_names_the_choices():
     fused.resolve_bfloat16_convolutions("fp32")
 
 
-@pytest.mark.parametrize("flags, accelerator, native", [
-    ({"avx2", "fma"}, False, False),
-    ({"avx2", "avx512_bf16"}, False, True),
-    ({"amx_bf16"}, False, True),
-    ({"avx2"}, True, True),
-    (None, False, True),
+@pytest.mark.parametrize("flags, onednn, accelerator, native", [
+    ({"avx2", "fma"}, True, False, False),          # AVX2-only: TF's bfloat16 kernels emulated
+    ({"avx2", "avx512_bf16"}, True, False, True),
+    ({"amx_bf16", "amx_tile"}, True, False, True),
+    ({"amx_bf16", "amx_tile"}, False, False, False),  # TF_ENABLE_ONEDNN_OPTS=0: emulated again
+    ({"avx2"}, True, True, True),                    # a TPU (or GPU) is visible
+    (None, True, False, True),                       # no /proc/cpuinfo: trust the platform
 ])
-def test_auto_uses_native_kernels_only_where_the_hardware_has_bfloat16(monkeypatch, flags,
+def test_auto_uses_native_kernels_only_where_the_hardware_has_bfloat16(monkeypatch, flags, onednn,
                                                                         accelerator, native):
   monkeypatch.setattr(fused, "_cpu_flags", lambda: flags)
+  monkeypatch.setattr(fused, "_onednn_enabled", lambda: onednn)
   monkeypatch.setattr(tf.config, "list_logical_devices",
                       lambda kind: ["device"] if accelerator and kind == "TPU" else [])
   assert fused.has_bfloat16_arithmetic.__wrapped__() is native
@@ -189,3 +249,16 @@ def test_auto_uses_native_kernels_only_where_the_hardware_has_bfloat16(monkeypat
     assert fused.resolve_bfloat16_convolutions("auto") == ("native" if native else "float32")
   finally:
     fused.has_bfloat16_arithmetic.cache_clear()
+
+
+@pytest.mark.parametrize("setting, enabled", [("0", False), ("1", True), (None, True)])
+def test_onednn_switch_is_read_from_tensorflow(setting, enabled):
+  """`_onednn_enabled` reports TF's own switch, read when TF starts: checked in a fresh process."""
+  env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+  if setting is not None:
+    env["TF_ENABLE_ONEDNN_OPTS"] = setting
+  code = "from inception_tf.models import fused; print(fused._onednn_enabled())"
+  result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True, timeout=300)
+  # oneDNN is on by default where TF builds with it (x86-64 Linux, our machines).
+  assert result.stdout.strip().splitlines()[-1] == str(enabled)
