@@ -123,32 +123,49 @@ def _axis_weights(in_size, out_size) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
   return indices, fixed, tf.cast(precision, tf.int32)
 
 
-def _resample_axis(image: tf.Tensor, out_size, axis: int) -> tf.Tensor:
-  """One pass of torch's uint8 antialiased bilinear resize along `axis` (0: rows, 1: columns)."""
-  indices, weights, precision = _axis_weights(tf.shape(image)[axis], out_size)
-  pixels = tf.cast(image, tf.int32)
+def _resample_rows(image: tf.Tensor, out_size) -> tf.Tensor:
+  """One pass of torch's uint8 antialiased bilinear resize along the first axis of uint8 `[N, M, C]`.
+
+  The sums are integers: in float32 (all taps at once, the fast way) when every one stays below
+  2^24, where float32 is exact (downscaling by less than ~4x), else in int32 tap by tap (memory of
+  one output whatever the window). Either way `(sum + 2^(p-1)) >> p`, saturated to uint8.
+  """
+  indices, weights, precision = _axis_weights(tf.shape(image)[0], out_size)
   bias = tf.bitwise.left_shift(tf.constant(1, tf.int32), precision - 1)
-  out_shape = tf.tensor_scatter_nd_update(tf.shape(image), [[axis]], [out_size])
-  # Sum tap by tap (memory of one output, whatever the window): exact int32 arithmetic.
-  weight_shape = [-1, 1, 1] if axis == 0 else [1, -1, 1]
+  largest = 255 * tf.reduce_max(tf.reduce_sum(weights, axis=1)) + bias
 
-  def body(k, total):
-    taps = tf.gather(pixels, indices[:, k], axis=axis)
-    return k + 1, total + taps * tf.reshape(weights[:, k], weight_shape)
+  def all_taps_float32():
+    taps = tf.gather(tf.cast(image, tf.float32), indices)  # [out, K, M, C]
+    total = tf.reduce_sum(taps * tf.cast(weights, tf.float32)[:, :, tf.newaxis, tf.newaxis], axis=1)
+    scale = tf.pow(2.0, -tf.cast(precision, tf.float32))  # exact: a power of two
+    return tf.cast(tf.floor((total + tf.cast(bias, tf.float32)) * scale), tf.int32)
 
-  _, total = tf.while_loop(lambda k, _: k < tf.shape(weights)[1], body,
-                           (tf.constant(0), tf.fill(out_shape, bias)))
-  total = tf.bitwise.right_shift(total, precision)
+  def tap_loop_int32():
+    pixels = tf.cast(image, tf.int32)
+    out_shape = tf.concat([[out_size], tf.shape(image)[1:]], axis=0)
+
+    def body(k, total):
+      return k + 1, total + tf.gather(pixels, indices[:, k]) * weights[:, k, tf.newaxis, tf.newaxis]
+
+    _, total = tf.while_loop(lambda k, _: k < tf.shape(weights)[1], body,
+                             (tf.constant(0), tf.fill(out_shape, bias)))
+    return tf.bitwise.right_shift(total, precision)
+
+  total = tf.cond(largest < 2**24, all_taps_float32, tap_loop_int32)
   return tf.cast(tf.clip_by_value(total, 0, 255), tf.uint8)
 
 
 @tf.function(input_signature=[tf.TensorSpec([None, None, None], tf.uint8),
                               tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32)])
 def _resize_graph(image: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
-  # One graph for every size: eagerly, the tap loops would otherwise run op by op (~20x slower).
+  # One graph for every size: eagerly, the passes would otherwise run op by op.
   shape = tf.shape(image)
-  image = tf.cond(shape[1] == width, lambda: image, lambda: _resample_axis(image, width, axis=1))
-  return tf.cond(shape[0] == height, lambda: image, lambda: _resample_axis(image, height, axis=0))
+
+  def horizontal():  # columns first, as torch; gathers along the first axis are the fast ones
+    return tf.transpose(_resample_rows(tf.transpose(image, [1, 0, 2]), width), [1, 0, 2])
+
+  image = tf.cond(shape[1] == width, lambda: image, horizontal)
+  return tf.cond(shape[0] == height, lambda: image, lambda: _resample_rows(image, height))
 
 
 def resize_antialiased_uint8(image: tf.Tensor, height, width) -> tf.Tensor:

@@ -134,7 +134,8 @@ def test_vgg_train_equals_slim_with_the_same_draws(seed):
 
 
 def test_vgg_train_draws_cover_slims_ranges():
-  draws = [{k: v.numpy() for k, v in vgg.train_draws(s, 256, 512).items()} for s in range(200)]
+  draws = list(tf.data.Dataset.range(200).map(lambda s: vgg.train_draws(s, 256, 512))
+               .as_numpy_iterator())
   sides = np.array([d["side"] for d in draws])
   assert sides.min() >= 256 and sides.max() <= 512
   assert sides.min() < 270 and sides.max() > 500  # the whole range is reached
@@ -205,10 +206,11 @@ def test_torchvision_sizes_and_center_crop_follow_torchvision():
   assert int(crop[0, 0, 0]) == 16 * 259 + 18
 
 
-@pytest.mark.parametrize("out_hw", [(100, 70), (224, 224), (301, 401)])
+@pytest.mark.parametrize("out_hw", [(100, 70), (40, 60), (224, 224), (301, 401)])
 def test_uint8_antialiased_resize_matches_pil_within_one_level(out_hw):
-  """torch's kernel is PIL's algorithm with int16 weights (precision <= 15-ish bits) where PIL uses
-  22 bits: both round per pass, so they may differ by one level where a sum lands near .5."""
+  """torch's kernel is PIL's algorithm with int16 weights (about 15 bits) where PIL uses 22 bits:
+  both round per pass, so they may differ by one level where a sum lands near .5. 40 x 60 (a 6x
+  downscale) takes the int32 tap loop, the other sizes the float32 all-taps path."""
   photo = _photo("astronaut")[40:290, 10:360]  # 250 x 350: down- and upscaled below
   got = tv.resize_antialiased_uint8(photo, *out_hw).numpy()
   pil = np.asarray(Image.fromarray(photo).resize(out_hw[::-1], Image.BILINEAR, reducing_gap=None))
@@ -222,8 +224,9 @@ def test_uint8_antialiased_resize_matches_pil_within_one_level(out_hw):
 
 
 def test_torchvision_train_boxes_follow_random_resized_crop():
-  boxes = np.array([tv.random_resized_crop_box(300, 451, tf.constant([s, 5])).numpy()
-                    for s in range(300)])
+  seeds = tf.data.Dataset.range(300).map(lambda s: tf.stack([s, 5]))
+  boxes = np.array(list(seeds.map(lambda s: tv.random_resized_crop_box(300, 451, s))
+                        .as_numpy_iterator()))
   top, left, height, width = boxes.T
   assert (top >= 0).all() and (left >= 0).all()
   assert (top + height <= 300).all() and (left + width <= 451).all()
