@@ -31,6 +31,7 @@ in [0, 1], as slim), of any size.
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence, Union
 
 import tensorflow as tf
@@ -680,6 +681,20 @@ def preprocess_vgg_for_train(image: _TensorLike, height: int, width: int, *, see
 PREPROCESSING_KINDS = ("inception", "vgg", "torchvision")
 
 
+def resize_side_for_crop(image_size: int, crop_fraction: float = CENTRAL_FRACTION) -> int:
+  """The shorter side an eval crop of `image_size` is cut from: `floor(image_size / crop_fraction)`.
+
+  256 for 224 and 0.875: slim's vgg_preprocessing and torchvision's Resize(256) + CenterCrop(224);
+  the same rule as timm's `scale_size = floor(img_size / crop_pct)` at other sizes.
+
+  Raises:
+    ValueError: a fraction outside (0, 1].
+  """
+  if not 0.0 < crop_fraction <= 1.0:
+    raise ValueError(f"crop_fraction must be in (0, 1]; got {crop_fraction!r}.")
+  return int(math.floor(image_size / crop_fraction + 1e-9))
+
+
 def by_kind(kind: str, image_size: int, *, is_training: bool = False,
             crop_fraction: float = CENTRAL_FRACTION, interpolation: str = "bilinear",
             **options):
@@ -731,10 +746,10 @@ def by_kind(kind: str, image_size: int, *, is_training: bool = False,
       options.setdefault("central_fraction", crop_fraction)
       return lambda image: fixed_shape(preprocess_for_eval(image, size, size, **options))
     if kind == "vgg":
-      options.setdefault("resize_side", vgg_preprocessing.default_resize_side(size, crop_fraction))
-      return lambda image: fixed_shape(vgg_preprocessing.preprocess_for_eval(image, size, **options))
-    options.setdefault("resize_size",
-                       torchvision_preprocessing.default_resize_size(size, crop_fraction))
+      options.setdefault("resize_side", resize_side_for_crop(size, crop_fraction))
+      return lambda image: fixed_shape(
+          vgg_preprocessing.preprocess_for_eval(image, size, **options))
+    options.setdefault("resize_size", resize_side_for_crop(size, crop_fraction))
     return lambda image: fixed_shape(
         torchvision_preprocessing.preprocess_for_eval(image, size, **options))
 
@@ -742,8 +757,7 @@ def by_kind(kind: str, image_size: int, *, is_training: bool = False,
     return lambda image, seed=None, bbox=None: fixed_shape(
         preprocess_for_train(image, size, size, bbox, seed=seed, **options))
   if kind == "vgg":
-    options.setdefault("resize_side_min",
-                       vgg_preprocessing.default_resize_side(size, crop_fraction))
+    options.setdefault("resize_side_min", resize_side_for_crop(size, crop_fraction))
     return lambda image, seed=None, bbox=None: fixed_shape(
         vgg_preprocessing.preprocess_for_train(image, size, seed=seed, **options))
   return lambda image, seed=None, bbox=None: fixed_shape(

@@ -1,4 +1,4 @@
-"""torchvision's ImageNet transforms for the torchvision-layout nets (resnet18 ... resnext101_64x4d).
+"""torchvision's ImageNet transforms, the input of the torchvision-layout nets (resnet18, ...).
 
 The published torchvision weights (`IMAGENET1K_V1`) were evaluated with
 
@@ -35,7 +35,7 @@ Multi-crop evaluation hooks (the same four functions in `vgg_preprocessing`): `t
 decodes / converts the input to uint8 RGB, `resize_shorter_side(pixels, side)` gives a scale (uint8,
 torchvision's sizes and kernel), boxes are sliced from it, `resize(pixels, S, S)` resizes a box that
 is not S x S, and `normalize` maps uint8 (or float 0..255) crops to the network's input;
-`normalize(center_crop(resize_shorter_side(to_pixels(x), default_resize_size(S)), S, S))` is
+`normalize(center_crop(resize_shorter_side(to_pixels(x), resize_side_for_crop(S)), S, S))` is
 `preprocess_for_eval(x, S)`.
 """
 
@@ -56,17 +56,6 @@ RANDOM_RESIZED_CROP_SCALE = (0.08, 1.0)
 RANDOM_RESIZED_CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
 _CROP_ATTEMPTS = 10  # torchvision's RandomResizedCrop.get_params
 _MAX_PRECISION = 22  # torch's bound on the int16 weights' fixed-point bits
-
-
-def default_resize_size(image_size: int, crop_fraction: float = 0.875) -> int:
-  """The eval `Resize` for an `image_size` crop: `floor(image_size / crop_fraction)` (256 for 224).
-
-  The timm convention (`scale_size = floor(img_size / crop_pct)`) that gives torchvision's
-  Resize(256) + CenterCrop(224) at the default size.
-  """
-  if not 0.0 < crop_fraction <= 1.0:
-    raise ValueError(f"crop_fraction must be in (0, 1]; got {crop_fraction!r}.")
-  return int(math.floor(image_size / crop_fraction + 1e-9))
 
 
 def resized_size(height, width, size) -> tuple[tf.Tensor, tf.Tensor]:
@@ -124,7 +113,7 @@ def _axis_weights(in_size, out_size) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
 
 
 def _resample_rows(image: tf.Tensor, out_size) -> tf.Tensor:
-  """One pass of torch's uint8 antialiased bilinear resize along the first axis of uint8 `[N, M, C]`.
+  """One pass of torch's uint8 antialiased bilinear resize along axis 0 of a uint8 `[N, M, C]`.
 
   The sums are integers: in float32 (all taps at once, the fast way) when every one stays below
   2^24, where float32 is exact (downscaling by less than ~4x), else in int32 tap by tap (memory of
@@ -247,7 +236,7 @@ def normalize(pixels: tf.Tensor) -> tf.Tensor:
 
 
 def decode_rgb(image_bytes) -> tf.Tensor:
-  """Decodes image bytes to uint8 RGB `[H, W, 3]` as torchvision/PIL do: JPEG with the accurate IDCT.
+  """Decodes bytes to uint8 RGB `[H, W, 3]` as torchvision and PIL do: JPEG with the accurate IDCT.
 
   Other formats (PNG, GIF, BMP) are lossless and decode the same with any decoder.
   """
@@ -278,7 +267,7 @@ def preprocess_for_eval(image, image_size: int = 224, resize_size: int | None = 
   Args:
     image: encoded bytes or an image `[H, W, C]` (C in 1..4; uint8, or float in [0, 1]).
     image_size: the square crop S.
-    resize_size: the shorter side before the crop; None: `default_resize_size(S)` (256 for 224).
+    resize_size: the shorter side before the crop; None: `resize_side_for_crop(S)` (256 for 224).
 
   Returns:
     float32 `[S, S, 3]`.
@@ -288,7 +277,7 @@ def preprocess_for_eval(image, image_size: int = 224, resize_size: int | None = 
   """
   preprocessing._check_size(image_size, image_size)  # pylint: disable=protected-access
   if resize_size is None:
-    resize_size = default_resize_size(image_size)
+    resize_size = preprocessing.resize_side_for_crop(image_size)
   if resize_size < image_size:
     raise ValueError(f"resize_size={resize_size} must be >= image_size={image_size} (the crop is "
                      "taken from the resized image).")
@@ -296,7 +285,8 @@ def preprocess_for_eval(image, image_size: int = 224, resize_size: int | None = 
   return normalize(center_crop(resized, image_size, image_size))
 
 
-def random_resized_crop_box(height, width, seed, *, scale: Sequence[float] = RANDOM_RESIZED_CROP_SCALE,
+def random_resized_crop_box(height, width, seed, *,
+                            scale: Sequence[float] = RANDOM_RESIZED_CROP_SCALE,
                             ratio: Sequence[float] = RANDOM_RESIZED_CROP_RATIO) -> tf.Tensor:
   """torchvision's `RandomResizedCrop.get_params` from a stateless seed.
 

@@ -20,13 +20,11 @@ Multi-crop evaluation hooks (the same four functions in `torchvision_preprocessi
 `to_pixels(image)` decodes / converts the input to 0..255 RGB, `resize_shorter_side(pixels, side)`
 gives a scale (float32 0..255, slim's sizes and resize), boxes are sliced from it, `resize(pixels,
 S, S)` resizes a box that is not S x S, and `normalize` maps 0..255 crops to the network's input;
-`normalize(central box of resize_shorter_side(to_pixels(x), default_resize_side(S)))` is
+`normalize(central box of resize_shorter_side(to_pixels(x), resize_side_for_crop(S)))` is
 `preprocess_for_eval(x, S)`.
 """
 
 from __future__ import annotations
-
-import math
 
 import tensorflow as tf
 
@@ -36,13 +34,6 @@ VGG_MEANS = preprocessing.VGG_MEANS  # RGB, 0..255 scale
 RESIZE_SIDE_MIN = preprocessing.VGG_RESIZE_SIDE_MIN  # 256: eval side, smallest train side (S = 224)
 RESIZE_SIDE_MAX = preprocessing.VGG_RESIZE_SIDE_MAX  # 512: largest train side (S = 224)
 _NUM_DRAWS = 4  # resize side, crop top, crop left, flip
-
-
-def default_resize_side(image_size: int, crop_fraction: float = 0.875) -> int:
-  """The eval shorter side for an `image_size` crop: `floor(image_size / crop_fraction)` (256)."""
-  if not 0.0 < crop_fraction <= 1.0:
-    raise ValueError(f"crop_fraction must be in (0, 1]; got {crop_fraction!r}.")
-  return int(math.floor(image_size / crop_fraction + 1e-9))
 
 
 def to_pixels(image) -> tf.Tensor:
@@ -87,7 +78,7 @@ def preprocess_for_eval(image, image_size: int = 224, resize_side: int | None = 
   Args:
     image: encoded bytes or an image `[H, W, C]` (C in 1..4; uint8, or float in [0, 1]).
     image_size: the square crop S.
-    resize_side: the shorter side before the crop; None: `default_resize_side(S)` (256 for 224).
+    resize_side: the shorter side before the crop; None: `resize_side_for_crop(S)` (256 for 224).
 
   Returns:
     float32 `[S, S, 3]`, RGB minus the means (0..255 scale).
@@ -96,7 +87,7 @@ def preprocess_for_eval(image, image_size: int = 224, resize_side: int | None = 
     ValueError: a bad size, or `resize_side` below the crop size.
   """
   if resize_side is None:
-    resize_side = default_resize_side(image_size)
+    resize_side = preprocessing.resize_side_for_crop(image_size)
   return preprocessing.preprocess_vgg_for_eval(to_pixels(image), image_size, image_size,
                                                resize_side=resize_side)
 
@@ -127,7 +118,7 @@ def preprocess_for_train(image, image_size: int = 224, *, seed=None,
     image: encoded bytes or an image `[H, W, C]` (C in 1..4; uint8, or float in [0, 1]).
     image_size: the square crop S.
     seed: None (random), an int or a shape [2] integer tensor; equal seeds give equal outputs.
-    resize_side_min: smallest shorter side; None: `default_resize_side(S)` (256 for 224).
+    resize_side_min: smallest shorter side; None: `resize_side_for_crop(S)` (256 for 224).
     resize_side_max: largest shorter side; None: twice `resize_side_min` (512).
     random_flip: the random left-right flip.
 
@@ -139,7 +130,7 @@ def preprocess_for_train(image, image_size: int = 224, *, seed=None,
   """
   preprocessing._check_size(image_size, image_size)  # pylint: disable=protected-access
   if resize_side_min is None:
-    resize_side_min = default_resize_side(image_size)
+    resize_side_min = preprocessing.resize_side_for_crop(image_size)
   if resize_side_max is None:
     resize_side_max = 2 * resize_side_min
   if not image_size <= resize_side_min <= resize_side_max:

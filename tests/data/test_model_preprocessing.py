@@ -258,7 +258,7 @@ def test_multicrop_hooks_compose_to_the_eval_transform(module):
   normalize) give the 1-crop eval transform back, and `resize` of an S x S box is the identity."""
   jpeg = _jpeg("coffee")
   pixels = module.to_pixels(jpeg)
-  side = (vgg.default_resize_side if module is vgg else tv.default_resize_size)(160)
+  side = preprocessing.resize_side_for_crop(160)
   scaled = module.resize_shorter_side(pixels, side)
   assert min(scaled.shape[:2]) == side == 182
   if module is vgg:
