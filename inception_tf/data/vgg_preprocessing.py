@@ -3,7 +3,7 @@
 slim's code (`preprocessing/vgg_preprocessing.py`, the version with `tf.rint` sizes):
 
 * eval: `_aspect_preserving_resize(image, 256)` — the shorter side becomes 256, the other side
-  `rint(side * 256 / shorter)` computed in float32, with TF1 `resize_bilinear(align_corners=False)`
+  `rint(side * (256 / shorter))` computed in float32, with TF1 `resize_bilinear(align_corners=False)`
   (no half-pixel centers) on the uint8 image, float32 out in 0..255; `_central_crop` of
   `output_height` x `output_width` at offsets `(resized - crop) // 2`; the RGB means
   123.68 / 116.78 / 103.94 subtracted.
@@ -11,7 +11,8 @@ slim's code (`preprocessing/vgg_preprocessing.py`, the version with `tf.rint` si
   over the valid range), a random left-right flip, mean subtraction.
 
 The resize and the central crop are `preprocessing._aspect_preserving_resize` and
-`preprocessing.preprocess_vgg_for_eval`, bit-exact with slim's TF1 ops (tests/data). This module
+`preprocessing.preprocess_vgg_for_eval`, bit-exact with slim's TF1 ops (eval and train:
+tests/data/test_model_preprocessing.py, on scikit-image's photos at two sizes). This module
 makes them a function of the model's input size: for `image_size` S the eval side is
 `floor(S / crop_fraction)` and the train range [that, twice that] — slim's 256 and [256, 512] at
 S = 224 with crop fraction 0.875 (slim keeps 256 whatever the output size).

@@ -339,3 +339,17 @@ def test_eager_tf_function_and_tf_data_agree_with_static_shapes(kind, is_trainin
   if is_training:  # the seed matters
     other = call(jpegs[0], tf.constant(5, tf.int64)).numpy()
     assert np.abs(other - eager[0]).mean() > 1e-3
+
+
+def test_torchvision_eval_survives_a_savedmodel_round_trip(tmp_path):
+  """Serving signatures embed the function (its resize is a nested tf.function): still exact."""
+  names, outputs = _torchvision_reference()
+  fn = preprocessing.by_kind("torchvision", 224)
+  module = tf.Module()
+  module.preprocess = tf.function(
+      lambda jpegs: tf.map_fn(fn, jpegs, fn_output_signature=tf.TensorSpec([224, 224, 3])),
+      input_signature=[tf.TensorSpec([None], tf.string)])
+  tf.saved_model.save(module, str(tmp_path))
+  restored = tf.saved_model.load(str(tmp_path))
+  got = restored.preprocess(tf.constant([_jpeg(name) for name in names])).numpy()
+  np.testing.assert_array_equal(got, outputs)
