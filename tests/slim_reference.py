@@ -8,6 +8,7 @@ model with `load_slim_checkpoint` and compare.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 
@@ -30,9 +31,44 @@ def import_tf_slim():
   return tf_slim
 
 
+@contextlib.contextmanager
+def _identity_equality():
+  """TF1's identity equality of tensors and variables while a slim graph is built.
+
+  In a TF1 graph variables hash and compare by identity either way; with tensor equality off TF
+  skips an eager-mode check on every hash, which tf_keras' legacy layers run over all existing
+  variables per new one (quadratic: builds of the 100-200 layer ResNets take ~3x longer).
+  """
+  enabled = tf.Tensor._USE_EQUALITY  # pylint: disable=protected-access
+  tf.compat.v1.disable_tensor_equality()
+  try:
+    yield
+  finally:
+    if enabled:
+      tf.compat.v1.enable_tensor_equality()
+
+
 def run_slim_network(net_fn, arg_scope_fn, images: np.ndarray, checkpoint_prefix: str, *,
                      seed: int = 0, net_kwargs: dict | None = None, weight_scale: float = 1.0):
   """Builds `net_fn` under `arg_scope_fn()`, randomises it, saves it, and evaluates it.
+
+  Returns:
+    (logits [N, num_classes] as numpy, {endpoint: numpy}, {variable name: shape}); the other
+    arguments are those of `run_slim_variants` with the single variant `net_kwargs`.
+  """
+  outputs, shapes = run_slim_variants(net_fn, arg_scope_fn, images, checkpoint_prefix,
+                                      variants=[net_kwargs or {}], seed=seed,
+                                      weight_scale=weight_scale)
+  (logits, end_points), = outputs
+  return logits, end_points, shapes
+
+
+def run_slim_variants(net_fn, arg_scope_fn, images: np.ndarray, checkpoint_prefix: str, *,
+                      variants, seed: int = 0, weight_scale: float = 1.0):
+  """`run_slim_network` for several builds of one network that share its variables.
+
+  The first variant creates the variables; the others reuse them (e.g. the same ResNet at
+  output_stride None and 16), so the slow part, TF1's variable creation, happens once.
 
   Args:
     net_fn: e.g. `tf_slim.nets.inception.inception_v3` (called with is_training=False).
@@ -40,23 +76,26 @@ def run_slim_network(net_fn, arg_scope_fn, images: np.ndarray, checkpoint_prefix
     images: float32 [N, H, W, 3] inputs.
     checkpoint_prefix: where to save the TF1 checkpoint.
     seed: seed of the random weights and statistics.
-    net_kwargs: further keyword arguments of `net_fn` (num_classes, depth_multiplier, ...).
+    variants: one dict per build: keyword arguments of `net_fn` (num_classes, output_stride, ...).
     weight_scale: multiplies the He-style random weights (keep activations in range).
 
   Returns:
-    (logits [N, num_classes] as numpy, {endpoint: numpy}, {variable name: shape}).
+    ([(logits as numpy, {endpoint: numpy}) per variant], {variable name: shape}).
   """
   slim = import_tf_slim()
   del slim
   rng = np.random.default_rng(seed)
   graph = tf.Graph()
-  with graph.as_default():
+  with graph.as_default(), _identity_equality():
     placeholder = tf.compat.v1.placeholder(tf.float32, shape=images.shape)
-    with tf.compat.v1.variable_scope("", reuse=False):
-      import tf_slim
-      with tf_slim.arg_scope(arg_scope_fn()):
-        logits, end_points = net_fn(placeholder, is_training=False, **(net_kwargs or {}))
-    variables = tf.compat.v1.global_variables()
+    built = []
+    for index, net_kwargs in enumerate(variants):
+      with tf.compat.v1.variable_scope("", reuse=index > 0):
+        import tf_slim
+        with tf_slim.arg_scope(arg_scope_fn()):
+          built.append(net_fn(placeholder, is_training=False, **net_kwargs))
+      if index == 0:
+        variables = tf.compat.v1.global_variables()
     saver = tf.compat.v1.train.Saver(variables)
     with tf.compat.v1.Session(graph=graph) as sess:
       # One session run assigns every variable (a `v.load` per variable re-extends the graph each
@@ -85,7 +124,8 @@ def run_slim_network(net_fn, arg_scope_fn, images: np.ndarray, checkpoint_prefix
         feed[value_placeholder] = value.astype(np.float32)
       sess.run(assigns, feed)
       saver.save(sess, checkpoint_prefix, write_meta_graph=False, write_state=False)
-      wanted = {k: t for k, t in end_points.items() if isinstance(t, tf.Tensor)}
-      out_logits, out_endpoints = sess.run([logits, wanted], {placeholder: images})
+      wanted = [(logits, {k: t for k, t in end_points.items() if isinstance(t, tf.Tensor)})
+                for logits, end_points in built]
+      outputs = sess.run(wanted, {placeholder: images})
     shapes = {v.op.name: tuple(v.shape.as_list()) for v in variables}
-  return out_logits, out_endpoints, shapes
+  return outputs, shapes

@@ -21,6 +21,7 @@ from inception_tf.models import resnet_v1  # noqa: F401,E402
 from inception_tf.models import resnet  # noqa: F401,E402
 from inception_tf.models import resnet_cifar  # noqa: F401,E402
 from inception_tf.models import fid_inception_v3  # noqa: F401,E402
+from inception_tf.models import resnet_v2  # noqa: F401,E402
 
 __all__ = ["create_model", "feature_extractor", "list_models", "model_info", "ModelInfo",
            "parse_model_options"]

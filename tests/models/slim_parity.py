@@ -78,6 +78,19 @@ def published_variables(model_name: str) -> dict[str, tuple[int, ...]]:
   return {v["name"]: tuple(v["shape"]) for v in data["variables"]}
 
 
+def published_layout(model_name: str) -> dict[str, tuple[int, ...]]:
+  """`published_variables` with the logits' class axis at the model's `ModelInfo.num_classes`.
+
+  The variable lists give every network 1001-way logits; the published resnet_v1 checkpoints have
+  1000 (the lists' note), which their `ModelInfo.num_classes` records.
+  """
+  from inception_tf.models import model_info
+  info = model_info(model_name)
+  logits = f"{info.slim_scope}/logits/"
+  return {name: shape[:-1] + (info.num_classes,) if name.startswith(logits) else shape
+          for name, shape in published_variables(model_name).items()}
+
+
 def parameter_counts(variables: dict[str, tuple[int, ...]]) -> tuple[int, int]:
   """(total, trainable) element counts; batch-norm moving statistics are not trainable."""
   total = sum(int(np.prod(s)) for s in variables.values())
@@ -299,7 +312,7 @@ def assert_published_layout(model_name: str, model, runs: dict[int, SlimRun], *,
                             trainable: int) -> None:
   """Variable names/shapes equal the published list (and slim's graph); counts equal its sums."""
   from inception_tf.models import naming
-  published = published_variables(model_name)
+  published = published_layout(model_name)
   ours = {name: tuple(v.shape) for name, v in naming.slim_variables(model).items()}
   assert ours == published
   for run in runs.values():

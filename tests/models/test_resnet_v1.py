@@ -35,13 +35,15 @@ def test_logits_and_endpoints_equal_slim(size, slim_runs, models):
 
 
 def test_variables_and_parameter_counts_equal_published(slim_runs, models):
-  slim_parity.assert_published_layout(MODEL, models[224], slim_runs, total=25_612_201,
-                                      trainable=25_559_081)
+  # 1000 classes as the published checkpoint; trainable = torchvision's ResNet-50 (25,557,032).
+  slim_parity.assert_published_layout(MODEL, models[224], slim_runs, total=25_610_152,
+                                      trainable=25_557_032)
 
 
 def test_resnet_batch_norm_and_preprocessing(models):
   info = model_info(MODEL)
   assert (info.preprocessing, info.default_image_size, info.slim_scope) == ("vgg", 224, MODEL)
+  assert info.num_classes == 1000 and models[224].output["logits"].shape[-1] == 1000
   bn = models[224].get_layer("block2.unit_1.bottleneck_v1.conv2.BatchNorm")
   assert bn.scale and bn.center and bn.epsilon == 1e-5 and bn.momentum == 0.997
   # The strided 3x3 is slim's conv2d_same: explicit 1/1 padding and a 'VALID' convolution.
