@@ -7,7 +7,10 @@ this file covers the generic rule and every error.
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -175,3 +178,68 @@ def test_unsupported_layer_with_weights_is_named():
   model = keras.Model(inputs, keras.layers.Embedding(3, 2, name="embed")(inputs))
   with pytest.raises(ValueError, match="'embed' \\(Embedding\\) has weights but no PyTorch"):
     torch_checkpoints.torch_parameters(model)
+
+
+# --- tools/convert_torch_checkpoint.py on a real torchvision network (resnet18) ---------------------
+
+REPO = Path(__file__).resolve().parents[1]
+TORCH_REFERENCES = REPO / ".." / "shared" / "torch_references"
+
+
+def _resnet18_state_dict() -> dict[str, np.ndarray]:
+  spec = importlib.util.spec_from_file_location("make_state_dict",
+                                                TORCH_REFERENCES / "make_state_dict.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.make_state_dict("resnet18", str(TORCH_REFERENCES))
+
+
+def _convert(*args):
+  return subprocess.run([sys.executable, str(REPO / "tools" / "convert_torch_checkpoint.py"),
+                         *args], capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_converter_cli_end_to_end(tmp_path):
+  state = _resnet18_state_dict()
+  checkpoint, output = tmp_path / "resnet18.safetensors", tmp_path / "resnet18.keras"
+  save_file(state, str(checkpoint))
+  done = _convert("--model=resnet18", f"--checkpoint={checkpoint}", f"--output={output}")
+  assert done.returncode == 0, done.stderr
+  assert "1000 classes; its 102 weights equal the state_dict's tensors" in done.stdout
+  assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")] == []
+  model = keras.saving.load_model(output)
+  reference = np.load(TORCH_REFERENCES / "resnet18.npz")
+  logits = model(reference["input"], training=False)["logits"].numpy()
+  error = np.max(np.abs(logits - reference["logits"])) / np.max(np.abs(reference["logits"]))
+  assert error < 1e-4
+
+  written = output.read_bytes()
+  refused = _convert("--model=resnet18", f"--checkpoint={checkpoint}", f"--output={output}")
+  assert refused.returncode != 0 and "exists; pass --overwrite" in refused.stderr
+  assert output.read_bytes() == written
+
+
+def test_conversion_errors(tmp_path, monkeypatch):
+  state = _resnet18_state_dict()
+  with pytest.raises(FileNotFoundError, match="No PyTorch checkpoint"):
+    torch_checkpoints.convert_torch_checkpoint("resnet18", tmp_path / "none.safetensors",
+                                               tmp_path / "out.keras")
+  pth = tmp_path / "resnet18.pth"
+  pth.write_bytes(b"pickle")
+  monkeypatch.setitem(sys.modules, "torch", None)
+  with pytest.raises(ImportError, match="pip install torch"):
+    torch_checkpoints.convert_torch_checkpoint("resnet18", pth, tmp_path / "out.keras")
+  existing = tmp_path / "existing.keras"
+  existing.write_bytes(b"keep")
+  with pytest.raises(ValueError, match="exists; pass overwrite=True"):
+    torch_checkpoints.convert_torch_checkpoint("resnet18", pth, existing)
+  assert existing.read_bytes() == b"keep"
+  with pytest.raises(ValueError, match="Unknown model 'resnet19'"):
+    torch_checkpoints.convert_torch_checkpoint("resnet19", pth, tmp_path / "out.keras")
+  # Other model options than the file's (one more unit in layer3): nothing is written.
+  checkpoint = tmp_path / "resnet18.safetensors"
+  save_file(state, str(checkpoint))
+  with pytest.raises(checkpoints.TorchCheckpointMismatch, match="missing from the state_dict"):
+    torch_checkpoints.convert_torch_checkpoint("resnet18", checkpoint, tmp_path / "o.keras",
+                                               model_options={"units": (2, 2, 3, 2)})
+  assert not (tmp_path / "o.keras").exists()

@@ -31,10 +31,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import uuid
 from typing import Callable, Iterable, Mapping
 
 import keras
 import numpy as np
+
+from inception_tf.models import registry
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
 PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
@@ -331,3 +334,80 @@ def compare_with_state_dict(model: keras.Model, path_or_state_dict, *, prefix: s
       worst = float(np.max(np.abs(expected - value)))
       differences.append(f"{key}: values differ (max abs difference {worst:g})")
   return differences
+
+
+@dataclasses.dataclass(frozen=True)
+class TorchConversionReport:
+  """What `convert_torch_checkpoint` wrote and checked."""
+
+  output: str
+  model: str
+  num_classes: int
+  tensors: int
+
+  def __str__(self):
+    return (f"Wrote {self.output}: {self.model}, {self.num_classes} classes; its {self.tensors} "
+            "weights equal the state_dict's tensors (checked before writing and after reloading "
+            "the written file).")
+
+
+def convert_torch_checkpoint(model_name: str,
+                             checkpoint: str | os.PathLike,
+                             output: str | os.PathLike,
+                             *,
+                             num_classes: int | None = None,
+                             image_size: int | None = None,
+                             model_options: dict | None = None,
+                             prefix: str = "",
+                             overwrite: bool = False) -> TorchConversionReport:
+  """Converts a PyTorch state_dict of a registered model into a verified `.keras` file, atomically.
+
+  1. builds `model_name` (num_classes from the state_dict's `fc.weight` unless given),
+  2. loads the state_dict by name (`load_torch_checkpoint`: every weight present and of its shape,
+     no entry left over),
+  3. checks every model weight, converted back to torch layout, equals its tensor in the file,
+  4. saves to a temporary file beside `output`, reloads it (no custom objects) and repeats the check
+     on the reloaded model, and only then renames it to `output`.
+
+  Raises:
+    ValueError: unknown model, output not a `.keras` file, or an existing output without overwrite.
+    FileNotFoundError, ImportError: see `read_torch_state_dict`.
+    TorchCheckpointMismatch: the state_dict does not hold this network (nothing is written).
+  """
+  registry.model_info(model_name)  # a clear error for an unknown name, before reading the file
+  output = os.fspath(output)
+  if not output.endswith(".keras"):
+    raise ValueError(f"output must be a `.keras` file, got {output!r}.")
+  if os.path.exists(output) and not overwrite:
+    raise ValueError(f"{output!r} exists; pass overwrite=True (--overwrite) to replace it.")
+  state = read_torch_state_dict(checkpoint)
+  classifier = state.get(f"{prefix}fc.weight")
+  if num_classes is None and classifier is not None and classifier.ndim == 2:
+    num_classes = int(classifier.shape[0])
+  model = registry.create_model(model_name, num_classes=num_classes, image_size=image_size,
+                                **(model_options or {}))
+  report = load_torch_checkpoint(model, state, prefix=prefix)
+  source = repr(os.fspath(checkpoint))
+  _require_equal(model, state, prefix, f"The converted model differs from {source}")
+
+  directory = os.path.dirname(os.path.abspath(output))
+  os.makedirs(directory, exist_ok=True)
+  temporary = os.path.join(directory, f".tmp-{uuid.uuid4().hex}-{os.path.basename(output)}")
+  try:
+    model.save(temporary)
+    reloaded = keras.models.load_model(temporary, compile=False)
+    _require_equal(reloaded, state, prefix, f"The reloaded {temporary!r} differs from {source}")
+    os.replace(temporary, output)
+  finally:
+    if os.path.exists(temporary):
+      os.remove(temporary)
+  return TorchConversionReport(output=output, model=model_name,
+                               num_classes=int(model.output["logits"].shape[-1]),
+                               tensors=len(report.loaded))
+
+
+def _require_equal(model: keras.Model, state: Mapping, prefix: str, what: str) -> None:
+  differences = compare_with_state_dict(model, state, prefix=prefix)
+  if differences:
+    raise TorchCheckpointMismatch(f"{what} in {len(differences)} tensors:\n  " +
+                                  "\n  ".join(differences[:20]))

@@ -72,6 +72,17 @@ def test_reproduces_torchvision(name, tmp_path):
   assert np.max(np.abs(logits[0] - logits[1])) > 0.1 * np.max(np.abs(logits))  # two inputs
 
 
+def test_a_resnet50_file_is_refused_by_resnext50():
+  model = models.create_model("resnext50_32x4d", include_top=True)
+  with pytest.raises(checkpoints.TorchCheckpointMismatch) as error:
+    checkpoints.load_torch_checkpoint(model, _make_state_dict("resnet50"))
+  message = str(error.value)
+  assert "does not match model 'resnext50_32x4d'" in message
+  assert "layer1.0.conv1.weight: state_dict [64, 64, 1, 1] vs model [128, 64, 1, 1]" in message
+  assert "layer1.0.conv2.weight: state_dict [64, 64, 3, 3] vs model [128, 4, 3, 3]" in message
+  assert "looks like another network" in message
+
+
 def test_registry_facts():
   for name in [*TORCHVISION_PARAMS, "plain18", "plain34"]:
     info = models.model_info(name)
