@@ -20,7 +20,6 @@ with the EMA weights every `eval_every_steps` and at the end (pad + mask: every 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import sys
@@ -29,16 +28,17 @@ import uuid
 from typing import Any, Callable
 
 import keras
-import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import summary_pb2
 
+from inception_tf import atomic
 from inception_tf import distribute
+from inception_tf.eval import metrics as metrics_lib
 from inception_tf.models import fused
 from inception_tf.train import checkpointing
 from inception_tf.train import ema as ema_lib
 from inception_tf.train import losses
 from inception_tf.train import optim
+from inception_tf.train import run_lock
 from inception_tf.train import schedules
 from inception_tf.train.config import TrainConfig
 
@@ -62,6 +62,9 @@ class Datasets:
     num_eval_examples: size of the evaluation split.
     num_classes: logits width (including slim's background class where the data has it).
     description: for the log.
+    class_names: the data's class names by label (index 0 is "background" when labels_offset is 1);
+      empty when unknown. They become the run's label map (`config.json`, exports, predictions).
+    labels_offset: 1 when label 0 is slim's background class, else 0.
     error_counters: {"train": name, "eval": name} of the pipelines' undecodable-record counters
       (`data.decode_error_count(name)`); empty when the input does not count them. Each
       evaluation reports its skipped records (exact: an eval pass is drained); the training
@@ -75,6 +78,8 @@ class Datasets:
   num_classes: int
   description: str = ""
   error_counters: dict[str, str] = dataclasses.field(default_factory=dict)
+  class_names: tuple[str, ...] = ()
+  labels_offset: int = 0
 
 
 def _data_source(config: TrainConfig) -> str:
@@ -92,6 +97,17 @@ def _data_source(config: TrainConfig) -> str:
     return path
   from inception_tf.data import default_dataset  # pylint: disable=import-outside-toplevel
   return default_dataset.digits_data_dir()
+
+
+def preprocessing_kind(config: TrainConfig) -> str:
+  """The run's preprocessing: `config.preprocessing`, else the network's registry entry's (the
+  kind `inception_tf.data.preprocessing.for_model` applies), else Inception's."""
+  if config.preprocessing:
+    return config.preprocessing
+  from inception_tf import models  # pylint: disable=import-outside-toplevel
+  if config.model in models.list_models():
+    return models.model_info(config.model).preprocessing
+  return "inception"
 
 
 def pipeline_datasets(config: TrainConfig, *, image_size: int) -> Datasets:
@@ -114,6 +130,7 @@ def pipeline_datasets(config: TrainConfig, *, image_size: int) -> Datasets:
   def per_replica(context, global_batch):
     return context.get_per_replica_batch_size(global_batch) if context else global_batch
 
+  kind = preprocessing_kind(config)
   run_id = uuid.uuid4().hex[:12]  # this run's own undecodable-record counters
   counters = {"train": f"train_{run_id}", "eval": f"eval_{run_id}"}
 
@@ -123,7 +140,7 @@ def pipeline_datasets(config: TrainConfig, *, image_size: int) -> Datasets:
         batch_size=per_replica(context, config.train_batch_size), image_size=image_size,
         input_context=context, seed=config.seed, deterministic=config.deterministic,
         cache=config.cache_data, num_epochs=None, skip_batches=skip_batches,
-        preprocessing=config.preprocessing, fast_mode=config.fast_preprocessing,
+        preprocessing=kind, fast_mode=config.fast_preprocessing,
         color_distortion_on_device=config.color_distortion_on_device,
         error_counter=counters["train"])
 
@@ -132,7 +149,7 @@ def pipeline_datasets(config: TrainConfig, *, image_size: int) -> Datasets:
         source, split=config.eval_split, is_training=False,
         batch_size=per_replica(context, config.eval_batch_size), image_size=image_size,
         input_context=context, seed=config.seed, deterministic=True, cache=config.cache_data,
-        num_epochs=1, preprocessing=config.preprocessing, error_counter=counters["eval"])
+        num_epochs=1, preprocessing=kind, error_counter=counters["eval"])
 
   return Datasets(
       train_fn=train_fn, eval_fn=eval_fn if config.eval_split else None,
@@ -140,7 +157,8 @@ def pipeline_datasets(config: TrainConfig, *, image_size: int) -> Datasets:
       num_eval_examples=int(info.num_examples.get(config.eval_split, 0)) if config.eval_split
       else 0,
       num_classes=int(info.num_classes), description=f"{source} ({num_train} training examples)",
-      error_counters=counters)
+      error_counters=counters, class_names=tuple(str(n) for n in info.class_names),
+      labels_offset=int(info.labels_offset))
 
 
 def _decode_errors(datasets: Datasets, split: str) -> int:
@@ -222,6 +240,7 @@ class Trainer:
       if config.precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
       self.optimizer = optimizer
+      self._resolve_deterministic_jit(config)
       self.trainable_variables = self._select_trainable(config.trainable_scopes)
       self.optimizer.build(self.trainable_variables)
       self.ema = None
@@ -257,24 +276,16 @@ class Trainer:
     return selected
 
   def load_init_checkpoint(self, path: str) -> str:
-    """Initialises the model from a TF-slim checkpoint or one of ours (fine-tuning); resets EMA.
+    """Initialises the model from any source `inception_tf.checkpoints.load_weights` reads (a
+    TF-slim checkpoint, one of our runs, a torch state_dict, a `.keras` file); resets EMA.
 
     Raises:
-      inception_tf.checkpoints.SlimCheckpointMismatch (a ValueError): another network, or logits of
-        another width without `checkpoint_exclude_scopes`.
+      inception_tf.checkpoints.SlimCheckpointMismatch / LoadError (ValueErrors): another network,
+        or logits of another width without `checkpoint_exclude_scopes`.
     """
     from inception_tf import checkpoints  # pylint: disable=import-outside-toplevel
-    prefix = checkpoints.resolve_checkpoint_path(path)
-    if checkpointing.is_training_checkpoint(prefix):
-      if self.config.checkpoint_exclude_scopes:
-        raise ValueError("--checkpoint_exclude_scopes applies to TF-slim checkpoints; "
-                         f"{prefix!r} is a checkpoint of this trainer, which restores whole models.")
-      checkpointing.restore_for_inference(self.model, prefix, use_ema=True)
-      message = f"Initialised from {prefix} (EMA weights)."
-    else:
-      report = checkpoints.load_slim_checkpoint(
-          self.model, prefix, use_ema=True, exclude_scopes=self.config.checkpoint_exclude_scopes)
-      message = f"Initialised from {report}"
+    message = checkpoints.load_weights(self.model, path, use_ema=True,
+                                       exclude_scopes=self.config.checkpoint_exclude_scopes)
     if self.ema is not None:
       self.ema.reset()
     return message
@@ -326,6 +337,31 @@ class Trainer:
     return {"loss": loss, "cross_entropy": data_loss, "weight_decay": decay_loss / self.num_replicas,
             "gradient_norm": norm / self.num_replicas, "correct": tf.reduce_sum(correct)}
 
+  def _resolve_deterministic_jit(self, config: TrainConfig) -> None:
+    """Under op determinism, TF refuses to XLA-compile the max-pool gradient (it has no
+    deterministic XLA implementation of it, on any device): such a model's deterministic step runs
+    without XLA, with TF's deterministic kernels. Asking for both explicitly is an error."""
+    self.determinism_note = ""
+    if not (config.deterministic and self.jit_compile):
+      return
+    def max_pools(model):
+      for layer in model.layers:
+        if isinstance(layer, keras.Model):
+          yield from max_pools(layer)
+        elif isinstance(layer, keras.layers.MaxPooling2D):
+          yield layer.name
+
+    pools = list(max_pools(self.model))
+    if not pools:
+      return
+    if config.jit_compile:
+      raise ValueError(
+          f"--deterministic cannot be combined with --jit_compile for {config.model}: TF has no "
+          f"deterministic XLA implementation of the max-pool gradient (layer {pools[0]!r}). Drop "
+          "--jit_compile (the deterministic step then runs without XLA) or drop --deterministic.")
+    self.jit_compile = False
+    self.determinism_note = ", deterministic: TF kernels without XLA (max-pool gradient)"
+
   def train_function(self):
     """tf.function(iterator, num_steps) -> metrics summed over replicas, averaged over steps."""
     if self._train_function is not None:
@@ -359,8 +395,9 @@ class Trainer:
         labels, tf.float32)
     logits = tf.cast(fused.fused_call(self.model, images, training=False)["logits"], tf.float32)
     top5_k = min(5, self.num_classes)
-    top1 = tf.cast(tf.math.in_top_k(labels, logits, 1), tf.float32)
-    top5 = tf.cast(tf.math.in_top_k(labels, logits, top5_k), tf.float32)
+    # The evaluator's top-k (ties and non-finite scores handled the same way).
+    top1 = tf.cast(metrics_lib.top_k_correct(logits, labels, 1), tf.float32)
+    top5 = tf.cast(metrics_lib.top_k_correct(logits, labels, top5_k), tf.float32)
     cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
     return {"top1": tf.reduce_sum(top1 * mask), "top5": tf.reduce_sum(top5 * mask),
             "loss": tf.reduce_sum(cross_entropy * mask), "count": tf.reduce_sum(mask)}
@@ -416,32 +453,49 @@ def _format_eta(seconds: float) -> str:
   return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def _metadata(plugin: str):
-  return summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(
-      plugin_name=plugin))
-
-
-def summary_scalar(name: str, value, step: int) -> None:
-  """A TensorBoard scalar written with TF core only (the `tensorboard` package is optional)."""
-  tf.summary.write(name, tf.constant(value, tf.float32), step=step, metadata=_metadata("scalars"))
-
-
-def summary_images(name: str, images, step: int) -> None:
-  """TensorBoard images ([N, H, W, 3] in [0, 1]) as PNGs, in the images plugin's layout."""
-  images = tf.image.convert_image_dtype(images, tf.uint8, saturate=True)
-  height, width = int(images.shape[1]), int(images.shape[2])
-  pngs = [tf.io.encode_png(image) for image in images]
-  tensor = tf.stack([tf.constant(str(width)), tf.constant(str(height))] + pngs)
-  tf.summary.write(name, tensor, step=step, metadata=_metadata("images"))
-
-
 def _write_input_images(writer, datasets: Datasets, skip: int, count: int, step: int) -> None:
   batch = next(iter(datasets.train_fn(None, skip).take(1)))
   images = tf.cast(batch["images"][:count], tf.float32)
   low, high = tf.reduce_min(images), tf.reduce_max(images)
   images = (images - low) / tf.maximum(high - low, 1e-6)
   with writer.as_default():
-    summary_images("input_images", images, step)
+    tf.summary.image("input_images", images, step=step, max_outputs=count)
+
+
+def run_config(config: TrainConfig, *, datasets: Datasets, num_classes: int, image_size: int,
+               model: keras.Model) -> dict[str, Any]:
+  """What the run's `config.json` records: everything the tools need to rebuild and use the model.
+
+  The network (name, options, width, input size, aux head, precision), its preprocessing, the
+  label map of the data's classes (ids and names per logit), the data's facts and the whole recipe.
+  """
+  from inception_tf import labels  # pylint: disable=import-outside-toplevel
+  from inception_tf import models  # pylint: disable=import-outside-toplevel
+  label_map = None
+  if datasets.class_names:
+    try:
+      label_map = labels.label_map_for_data(datasets.class_names, num_classes=num_classes,
+                                            labels_offset=datasets.labels_offset).to_json()
+    except ValueError:  # --num_classes differs from the data's classes: no names per logit
+      label_map = None
+  crop_fraction = (models.model_info(config.model).crop_fraction
+                   if config.model in models.list_models() else None)
+  outputs = model.output
+  return {
+      "model": config.model, "model_options": dict(config.model_options),
+      "num_classes": int(num_classes), "image_size": int(image_size),
+      "aux_logits": isinstance(outputs, dict) and "aux_logits" in outputs,
+      "precision": config.precision, "preprocessing": preprocessing_kind(config),
+      "crop_fraction": crop_fraction, "label_map": label_map,
+      "data": {"description": datasets.description, "data_dir": config.data_dir,
+               "tfds_name": config.tfds_name, "train_split": config.train_split,
+               "eval_split": config.eval_split, "num_classes": datasets.num_classes,
+               "labels_offset": datasets.labels_offset,
+               "class_names": list(datasets.class_names),
+               "num_train_examples": datasets.num_train_examples,
+               "num_eval_examples": datasets.num_eval_examples},
+      "train_config": dataclasses.asdict(config),
+  }
 
 
 def _bfloat16_convolutions_note(precision: str) -> str:
@@ -487,17 +541,39 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *, datasets: Dataset
     datasets = pipeline_datasets(config, image_size=image_size)
   num_classes = config.num_classes or datasets.num_classes
   total_steps = total_train_steps(config, datasets.num_train_examples)
+  # One writer per run directory: the chief holds `run.lock` (other workers and evaluators never).
+  lock = run_lock.RunLock(model_dir).acquire() if chief else None
+  try:
+    return _train_holding_lock(
+        config, model_dir, datasets=datasets, model_fn=model_fn, strategy=strategy, stream=stream,
+        image_size=image_size, num_classes=num_classes, total_steps=total_steps, chief=chief,
+        lock=lock)
+  finally:
+    if lock is not None:
+      lock.release()
 
+
+def _train_holding_lock(config: TrainConfig, model_dir: str, *, datasets: Datasets, model_fn,
+                        strategy: tf.distribute.Strategy, stream, image_size: int,
+                        num_classes: int, total_steps: int, chief: bool,
+                        lock: run_lock.RunLock | None) -> dict[str, Any]:
+  """The body of `train_and_evaluate` once the chief holds the run lock (`lock`, else None)."""
   trainer = Trainer(config, strategy, num_classes=num_classes,
                     num_train_examples=datasets.num_train_examples, image_size=image_size,
                     model_fn=model_fn)
   writer = checkpointing.CheckpointWriter(
       trainer.checkpoint, model_dir, keep=config.keep_checkpoints, chief=chief,
-      worker_index=distribute.worker_index(strategy))
+      worker_index=distribute.worker_index(strategy), lock=lock)
 
   def say(message):
     if chief:
       print(message, file=stream, flush=True)
+
+  if chief:
+    from inception_tf.checkpoints import run as run_lib  # pylint: disable=import-outside-toplevel
+    run_lib.write_run_config(model_dir, run_config(config, datasets=datasets,
+                                                   num_classes=num_classes,
+                                                   image_size=image_size, model=trainer.model))
 
   restored = writer.restore_latest()
   if restored:
@@ -509,7 +585,7 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *, datasets: Dataset
       f"{image_size}x{image_size}) on {datasets.description}: {total_steps} steps of "
       f"{config.train_batch_size} over {trainer.num_replicas} replica(s) "
       f"({type(strategy).__name__}, jit_compile={trainer.jit_compile}, {config.precision}"
-      f"{_bfloat16_convolutions_note(config.precision)}).")
+      f"{_bfloat16_convolutions_note(config.precision)}{trainer.determinism_note}).")
 
   summary_dir = model_dir if chief else os.path.join(model_dir, ".summaries_ignored")
   train_writer = (tf.summary.create_file_writer(os.path.join(summary_dir, "train")) if chief
@@ -528,7 +604,7 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *, datasets: Dataset
     result["undecodable_skipped"] = _decode_errors(datasets, "eval") - skipped_before
     with eval_writer.as_default():
       for key in ("top1", "top5", "loss"):
-        summary_scalar(key, result[key], step)
+        tf.summary.scalar(key, result[key], step=step)
     label = "EMA" if trainer.ema is not None else "raw"
     say(f"{'Final evaluation' if final else 'Evaluation'} at step {step} ({label} weights): "
         f"top-1 {result['top1']:.4f}  top-5 {result['top5']:.4f}  loss {result['loss']:.4f}  "
@@ -585,10 +661,10 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *, datasets: Dataset
             f"{rate:.1f} images/s  ETA {_format_eta(per_step * (total_steps - step))}")
         with train_writer.as_default():
           for key in ("loss", "cross_entropy", "weight_decay", "gradient_norm", "accuracy"):
-            summary_scalar(key, metrics[key], step)
-          summary_scalar("learning_rate", lr, step)
+            tf.summary.scalar(key, metrics[key], step=step)
+          tf.summary.scalar("learning_rate", lr, step=step)
           if math.isfinite(rate):
-            summary_scalar("images_per_second", rate, step)
+            tf.summary.scalar("images_per_second", rate, step=step)
         window_start, window_images = now, 0
       if step % config.checkpoint_every_steps == 0 or step == total_steps:
         writer.save(step)
@@ -611,66 +687,6 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *, datasets: Dataset
   train_writer.flush()
   eval_writer.flush()
   if chief:
-    with tf.io.gfile.GFile(os.path.join(model_dir, "results.json"), "w") as f:
-      json.dump({"config": dataclasses.asdict(config), **results}, f, indent=2, default=str)
+    atomic.write_json(os.path.join(model_dir, "results.json"),
+                      {"config": dataclasses.asdict(config), **results})
   return results
-
-
-def benchmark_train_step(model: str = "inception_v3", *, batch_size: int = 32,
-                         image_size: int | None = None, num_classes: int = 1001, steps: int = 10,
-                         warmup_steps: int = 2, precision: str = "float32",
-                         jit_compile: bool = True, steps_per_execution: int = 1,
-                         model_options: dict | None = None,
-                         config: TrainConfig | None = None) -> dict[str, float]:
-  """Times this trainer's full-paper step (aux loss, label smoothing, weight decay, clipping, TF1
-  RMSProp, EMA) on one device with synthetic data, for `tools/benchmark.py`.
-
-  Args:
-    model: registry name.
-    batch_size: global batch.
-    image_size: input size (default: the network's).
-    num_classes: logits width.
-    steps: timed steps (after `warmup_steps`, which include compilation).
-    warmup_steps: untimed steps.
-    precision: "float32" / "mixed_bfloat16" / "mixed_float16".
-    jit_compile: XLA-compile the step.
-    steps_per_execution: steps per host call.
-    model_options: family options (e.g. {"depth_multiplier": 0.5}).
-    config: a base `TrainConfig` (its recipe fields are used); the arguments above override it.
-
-  Returns:
-    {"images_per_second", "seconds_per_step", "steps", "batch_size", "compile_seconds"}.
-  """
-  from inception_tf import models  # pylint: disable=import-outside-toplevel
-  image_size = image_size or models.model_info(model).default_image_size
-  config = (config or TrainConfig()).replace(
-      model=model, model_options=dict(model_options or {}), image_size=image_size,
-      num_classes=num_classes, precision=precision, jit_compile=jit_compile,
-      train_batch_size=batch_size, train_steps=steps + warmup_steps,
-      steps_per_execution=steps_per_execution)
-  config.validate()
-  strategy = distribute.get_strategy("default")
-  trainer = Trainer(config, strategy, num_classes=num_classes, num_train_examples=1_281_167,
-                    image_size=image_size)
-  rng = np.random.default_rng(0)
-  images = rng.uniform(-1, 1, (batch_size, image_size, image_size, 3)).astype(np.float32)
-  labels = rng.integers(0, num_classes, (batch_size,)).astype(np.int32)
-  dataset = tf.data.Dataset.from_tensors({"images": images, "labels": labels}).repeat()
-  iterator = iter(strategy.experimental_distribute_dataset(dataset))
-  train_steps = trainer.train_function()
-  started = time.time()
-  done = 0
-  while done < max(warmup_steps, 1):
-    n = min(steps_per_execution, max(warmup_steps, 1) - done)
-    train_steps(iterator, tf.constant(n, tf.int32))["loss"].numpy()
-    done += n
-  compile_seconds = time.time() - started
-  started = time.time()
-  done = 0
-  while done < steps:
-    n = min(steps_per_execution, steps - done)
-    train_steps(iterator, tf.constant(n, tf.int32))["loss"].numpy()
-    done += n
-  seconds = time.time() - started
-  return {"images_per_second": steps * batch_size / seconds, "seconds_per_step": seconds / steps,
-          "steps": steps, "batch_size": batch_size, "compile_seconds": compile_seconds}
