@@ -135,7 +135,9 @@ def test_vgg_train_equals_slim_with_the_same_draws(seed):
 
 
 def test_vgg_train_draws_cover_slims_ranges():
-  draws = list(tf.data.Dataset.range(200).map(lambda s: vgg.train_draws(s, 256, 512))
+  assert (vgg.RESIZE_SIDE_MIN, vgg.RESIZE_SIDE_MAX) == (256, 512)  # slim's _RESIZE_SIDE_MIN/MAX
+  draws = list(tf.data.Dataset.range(200)
+               .map(lambda s: vgg.train_draws(s, vgg.RESIZE_SIDE_MIN, vgg.RESIZE_SIDE_MAX))
                .as_numpy_iterator())
   sides = np.array([d["side"] for d in draws])
   assert sides.min() >= 256 and sides.max() <= 512
@@ -259,6 +261,8 @@ def test_multicrop_hooks_compose_to_the_eval_transform(module):
   normalize) give the 1-crop eval transform back, and `resize` of an S x S box is the identity."""
   jpeg = _jpeg("coffee")
   pixels = module.to_pixels(jpeg)
+  # slim's and torchvision's 256 for 224 with the registry's crop fraction 0.875.
+  assert preprocessing.resize_side_for_crop(224) == tv.RESIZE_SIZE == vgg.RESIZE_SIDE_MIN == 256
   side = preprocessing.resize_side_for_crop(160)
   scaled = module.resize_shorter_side(pixels, side)
   assert min(scaled.shape[:2]) == side == 182
