@@ -24,11 +24,18 @@ def _encode(array, fmt, **kwargs):
 
 
 def slim_eval_reference(image_uint8, height, width, central_fraction=0.875):
-  """TF-slim's `inception_preprocessing.preprocess_for_eval`, run with TF1 ops in a TF1 graph."""
+  """TF-slim's `inception_preprocessing.preprocess_for_eval`, run with TF1 ops in a TF1 graph.
+
+  Any dtype slim accepts: as slim, a non-float32 image goes through `convert_image_dtype` (uint8
+  / 255, uint16 / 65535) and a float32 one is taken as already in [0, 1].
+  """
   graph = tf.Graph()
   with graph.as_default():
-    placeholder = tf.compat.v1.placeholder(tf.uint8, [None, None, image_uint8.shape[-1]])
-    image = tf.image.convert_image_dtype(placeholder, dtype=tf.float32)
+    placeholder = tf.compat.v1.placeholder(tf.as_dtype(image_uint8.dtype),
+                                           [None, None, image_uint8.shape[-1]])
+    image = placeholder
+    if image.dtype != tf.float32:
+      image = tf.image.convert_image_dtype(placeholder, dtype=tf.float32)
     if central_fraction:
       image = tf.compat.v1.image.central_crop(image, central_fraction=central_fraction)
     image = tf.expand_dims(image, 0)
@@ -100,8 +107,7 @@ def test_eval_channels_dtypes_sizes_eager_function_and_tfdata(desc, image):
   rgb = image if image.shape[-1] != 4 else image[..., :3]
   if rgb.shape[-1] in (1, 2):
     rgb = np.repeat(rgb[..., :1], 3, axis=-1)
-  if desc == "rgb_uint8" or desc == "rgba" or desc.startswith("gray") or desc.startswith("t"):
-    np.testing.assert_allclose(eager, slim_eval_reference(rgb, 35, 41), atol=1e-6, rtol=0)
+  np.testing.assert_allclose(eager, slim_eval_reference(rgb, 35, 41), atol=1e-6, rtol=0)
   # Unknown shape inside tf.function and tf.data (dynamic channel count) gives the same numbers.
   fn = tf.function(lambda x: preprocessing.preprocess_for_eval(x, 35, 41),
                    input_signature=[tf.TensorSpec([None, None, None], tf.as_dtype(image.dtype))])
@@ -245,10 +251,16 @@ def test_vgg_train_shape_seed_and_range():
 
 @pytest.mark.parametrize("crop_hw", [(150, 180), (299, 299), (120, 500), (500, 480)])
 def test_bilinear_resize_of_a_uint8_crop_equals_tf_image_resize_bit_for_bit(crop_hw):
-  # Crops at or below 3x the output's pixels take the float-cast branch, larger ones the uint8
-  # kernel; both must equal tf.image.resize exactly (the train host half relies on it).
+  # `_resize_bilinear` casts crops at or below 3x the output's pixels to float32 first and gives
+  # larger ones to the uint8 kernel. Both branches must equal tf.image.resize of the uint8 crop
+  # exactly (the train host half relies on it), so both are run on every crop size here.
   photo = skimage.data.retina()[..., :3]
-  crop = tf.constant(photo[11:11 + crop_hw[0], 7:7 + crop_hw[1]])
+  crop = tf.constant(photo[411:411 + crop_hw[0], 307:307 + crop_hw[1]])  # inside the retina
+  expected = tf.image.resize(crop, [100, 100]).numpy()  # the uint8 kernel
+  np.testing.assert_array_equal(tf.image.resize(tf.cast(crop, tf.float32), [100, 100]).numpy(),
+                                expected)  # the float-cast branch
   got = preprocessing._resize_bilinear(crop, [100, 100])  # pylint: disable=protected-access
   assert got.dtype == tf.float32
-  np.testing.assert_array_equal(got.numpy(), tf.image.resize(crop, [100, 100]).numpy())
+  np.testing.assert_array_equal(got.numpy(), expected)
+  # Not a trivial image: the crop holds part of the retina, with fractional interpolated values.
+  assert expected.std() > 10.0 and np.any(expected != np.round(expected))

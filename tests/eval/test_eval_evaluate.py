@@ -205,6 +205,7 @@ def test_batch_size_must_split_over_replicas(records, model):
 _MIRRORED_SCRIPT = textwrap.dedent("""
     import json, sys
     import tensorflow as tf
+    tf.config.set_visible_devices([], "GPU")  # two logical CPUs, even on a machine with GPUs
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)

@@ -106,6 +106,9 @@ def main():
   parser.add_argument("--sleep", type=float, default=0.0)
   parser.add_argument("--jit", action="store_true")
   args = parser.parse_args()
+  # CPU devices only, so the replica counts the tests expect (1 device, 2 logical CPUs, one per
+  # worker) hold on machines with GPUs too.
+  tf.config.set_visible_devices([], "GPU")
   {"mirrored": mirrored, "train": train}[args.mode](args)
 
 

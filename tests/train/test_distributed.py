@@ -4,6 +4,7 @@ TF starts): mirrored == single device, two workers on 127.0.0.1, SIGKILL + resta
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -102,9 +103,9 @@ def test_resume_after_sigkill_is_exact(tmp_path):
   b = _checkpoint_tensors(str(killed_dir / "ckpt-12"))
   assert sorted(a) == sorted(b)
   assert any(k.startswith("ema/") for k in a) and any(k.startswith("optimizer/") for k in a)
-  for name in a:
-    np.testing.assert_allclose(b[name], a[name], rtol=1e-5, atol=1e-5, err_msg=name)
-  assert resumed["eval"]["top1"] == pytest.approx(uninterrupted["eval"]["top1"])
+  for name in a:  # bit for bit: the README promises the same weights
+    np.testing.assert_array_equal(b[name], a[name], err_msg=name)
+  assert resumed["eval"] == uninterrupted["eval"]
 
 
 def _free_ports(count):
@@ -117,28 +118,38 @@ def _free_ports(count):
   return ports
 
 
+def _run_two_workers(model_dir) -> list[str]:
+  """Both workers' outputs. The ports are free when chosen but another process may take one
+  before the workers bind it; then the run is repeated on new ports (at most 3 attempts)."""
+  for _ in range(3):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    processes = []
+    for index in range(2):
+      tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+      processes.append(subprocess.Popen(
+          [sys.executable, SCRIPT, "train", "--model_dir", str(model_dir), "--strategy",
+           "multi_worker", "--steps", "6", "--checkpoint_every", "3", "--log_every", "3",
+           "--steps_per_execution", "1"],
+          env=_env(TF_CONFIG=tf_config), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+          text=True))
+    try:
+      outputs = [process.communicate(timeout=TIMEOUT)[0] for process in processes]
+    finally:
+      for process in processes:
+        if process.poll() is None:
+          process.kill()
+    if all(process.returncode == 0 for process in processes):
+      return outputs
+    if not any("already in use" in output.lower() for output in outputs):
+      break
+    shutil.rmtree(model_dir, ignore_errors=True)
+  raise AssertionError("\n\n".join(output[-5000:] for output in outputs))
+
+
 def test_two_workers_train_together_and_write_one_checkpoint(tmp_path):
-  ports = _free_ports(2)
-  cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
   model_dir = tmp_path / "run"
-  processes = []
-  for index in range(2):
-    tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-    processes.append(subprocess.Popen(
-        [sys.executable, SCRIPT, "train", "--model_dir", str(model_dir), "--strategy",
-         "multi_worker", "--steps", "6", "--checkpoint_every", "3", "--log_every", "3",
-         "--steps_per_execution", "1"],
-        env=_env(TF_CONFIG=tf_config), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-  outputs = []
-  try:
-    for process in processes:
-      output, _ = process.communicate(timeout=TIMEOUT)
-      assert process.returncode == 0, output[-5000:]
-      outputs.append(_result(output))
-  finally:
-    for process in processes:
-      if process.poll() is None:
-        process.kill()
+  outputs = [_result(output) for output in _run_two_workers(model_dir)]
   chief, other = outputs
   assert (chief["chief"], other["chief"]) == (True, False)
   assert chief["step"] == other["step"] == 6
