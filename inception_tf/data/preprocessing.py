@@ -733,8 +733,9 @@ def by_kind(kind: str, image_size: int, *, is_training: bool = False,
     raise ValueError(f"Unknown preprocessing kind {kind!r}; valid kinds: "
                      f"{', '.join(PREPROCESSING_KINDS)}.")
   if interpolation != "bilinear":
-    raise ValueError(f"Unsupported interpolation {interpolation!r} for {kind!r} preprocessing; "
-                     "only 'bilinear' is implemented.")
+    raise ValueError(f"Unsupported interpolation {interpolation!r} for {kind!r} preprocessing: "
+                     "only 'bilinear' (what slim's and torchvision's recipes use) is implemented; "
+                     "pass interpolation='bilinear'.")
   _check_size(image_size, image_size)
   size = image_size
 
