@@ -247,14 +247,18 @@ def test_unexpected_checkpoint_tensors(tmp_path, tf1_checkpoint):
   assert len(report.loaded) == 18
 
 
-def test_path_forms(tf1_checkpoint, tmp_path):
+def test_path_forms(tf1_checkpoint, images, tmp_path):
   prefix = tf1_checkpoint["prefix"]
   data = tf.io.gfile.glob(prefix + ".data-*")
   assert len(data) == 1
   for form in (prefix, prefix + ".index", data[0], tf1_checkpoint["dir"]):
     assert checkpoints.resolve_checkpoint_path(form) == prefix, form
     model = build_keras_tiny()
-    checkpoints.load_slim_checkpoint(model, form)
+    report = checkpoints.load_slim_checkpoint(model, form)
+    assert report.path == prefix and len(report.loaded) == 20, form
+    # Every form loads the same values: the TF1 graph's logits come out.
+    np.testing.assert_allclose(_outputs(model, images)["logits"], tf1_checkpoint["logits"],
+                               rtol=1e-5, atol=1e-5, err_msg=form)
   assert checkpoints.read_slim_checkpoint(tf1_checkpoint["dir"])[
       f"{SCOPE}/Logits/Conv2d_0c_1x1/weights"] == (1, 1, 10, CLASSES)
   with pytest.raises(FileNotFoundError, match="No checkpoint at"):

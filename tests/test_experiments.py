@@ -197,13 +197,18 @@ def _build(config: dict):
                              dropout_keep_prob=config["dropout_keep_prob"], **options)
 
 
+def _architecture(config: dict) -> str:
+  """What fixes a config's network: model, options, input size, aux head."""
+  return json.dumps([config["model"], config["model_options"], config["image_size"],
+                     config["aux_logits"]], sort_keys=True)
+
+
 def test_every_config_builds_its_model(train_configs):
   import numpy as np  # pylint: disable=import-outside-toplevel
   built = {}
   for path in TRAIN_CONFIGS:
     config = train_configs[path]
-    key = json.dumps([config["model"], config["model_options"], config["image_size"],
-                      config["aux_logits"]], sort_keys=True)
+    key = _architecture(config)
     if key in built:
       continue
     model = _build(config)
@@ -218,11 +223,20 @@ def test_every_config_builds_its_model(train_configs):
     if options.get("aux_batch_norm") is False:
       assert not any(n.startswith("AuxLogits.Conv2d_2a") and n.endswith("BatchNorm")
                      for n in names), path
-  assert len(built) >= 9
+  # Table 3 of the v3 paper: rows 1-3 change only the optimizer and the loss (one network);
+  # row 4 factorizes the 7x7 stem and row 5 adds batch norm to the aux head (two more networks).
+  rows = [_architecture(train_configs[os.path.join(EXPERIMENTS, "v3_paper", name)])
+          for name in ("table3_row1_inception_v2.cfg", "table3_row2_rmsprop.cfg",
+                       "table3_row3_label_smoothing.cfg", "table3_row4_factorized_7x7.cfg",
+                       "table3_row5_bn_auxiliary_inception_v3.cfg")]
+  assert rows[0] == rows[1] == rows[2]
+  assert len({rows[0], rows[3], rows[4]}) == 3
+  assert set(rows) <= set(built)
 
 
 def test_a_paper_row_trains_one_step_on_the_digits(train_configs, tmp_path):
   """Table 3 row 1 (momentum, 7x7 stem, plain aux head), shrunk: one real step and an eval."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
   from inception_tf import train  # pylint: disable=import-outside-toplevel
   raw = dict(train_configs[os.path.join(EXPERIMENTS, "v3_paper", "table3_row1_inception_v2.cfg")])
   raw.pop("preset")
@@ -235,7 +249,10 @@ def test_a_paper_row_trains_one_step_on_the_digits(train_configs, tmp_path):
   result = train.train_and_evaluate(config, str(tmp_path / "run"))
   assert result["step"] == 1
   assert result["eval"]["num_examples"] == 360
-  assert 0.0 <= result["eval"]["top1"] <= 1.0
+  # Every one of the 360 examples counted once, as a whole: top-1 is k / 360 for an integer k.
+  correct = result["eval"]["top1"] * 360
+  assert abs(correct - round(correct)) < 1e-6, result["eval"]
+  assert np.isfinite(result["train_loss"]), result
   with open(tmp_path / "run" / "results.json") as f:
     recorded = json.load(f)["config"]
   assert recorded["optimizer"] == "momentum"
@@ -245,12 +262,7 @@ def test_a_paper_row_trains_one_step_on_the_digits(train_configs, tmp_path):
 def test_reproduction_results_are_recorded():
   """The committed small-scale results hold measured runs and their plots."""
   results = os.path.join(EXPERIMENTS, "reproductions", "results")
-  # resolution has no completed run yet (session 1's runs never finished and were removed, see
-  # experiments/README.md), so it is checked only when its results exist.
-  studies = ["residual", "scaling", "smoothing"]
-  if os.path.isfile(os.path.join(results, "resolution.json")):
-    studies.append("resolution")
-  for study in studies:
+  for study in ("residual", "scaling", "smoothing", "resolution"):
     path = os.path.join(results, f"{study}.json")
     assert os.path.isfile(path), path
     with open(path) as f:

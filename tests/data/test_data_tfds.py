@@ -79,7 +79,14 @@ def test_make_dataset_reads_tfds_directly(tfds_dir, monkeypatch):
                          image_size=32, with_filenames=True)
   seen = _labels_by_filename(ds)
   assert seen == {f"tfds_digit_{i}.png": digits.target[i] for i in range(30, 45)}
-  train = data.make_dataset(f"tfds:{NAME}", split="train", is_training=True, batch_size=8,
-                            image_size=32, seed=0, deterministic=True, skip_batches=5)
-  batch = next(iter(train))
-  assert batch["images"].shape == (8, 32, 32, 3)
+  # Resuming after 5 batches continues the uninterrupted stream exactly (the batches of step 6+).
+  def train(skip):
+    return data.make_dataset(f"tfds:{NAME}", split="train", is_training=True, batch_size=8,
+                             image_size=32, seed=0, deterministic=True, skip_batches=skip)
+  full = [batch for _, batch in zip(range(7), train(0))]
+  resumed = [batch for _, batch in zip(range(2), train(5))]
+  assert resumed[0]["images"].shape == (8, 32, 32, 3)
+  for want, got in zip(full[5:], resumed):
+    np.testing.assert_array_equal(got["labels"].numpy(), want["labels"].numpy())
+    np.testing.assert_array_equal(got["images"].numpy(), want["images"].numpy())
+  assert not np.array_equal(full[0]["images"].numpy(), resumed[0]["images"].numpy())
