@@ -7,6 +7,11 @@ leaves the state file naming only complete checkpoints. On start, `latest_valid_
 reads every tensor of the newest checkpoint before trusting it and falls back to the previous one
 if it is unreadable (e.g. a file truncated by a full disk).
 
+Failing storage. When the storage refuses a checkpoint write (no space left, permission denied),
+`CheckpointWriter.save` removes that checkpoint's partial files and raises one
+`CheckpointWriteError`; the state file still names only the earlier, complete checkpoints, so a
+rerun resumes from the newest of them.
+
 The data position is the optimizer step: the input pipeline is a function of (seed, step), and a
 resumed run skips the `step` batches each replica already consumed (distributed iterators cannot be
 checkpointed under tf.distribute).
@@ -89,25 +94,38 @@ def _first_line(error: BaseException) -> str:
   return text.splitlines()[0][:400] if text else type(error).__name__
 
 
+class CheckpointWriteError(OSError):
+  """Writing a checkpoint failed (disk full, permission denied, ...); the previous one is intact."""
+
+
 class CheckpointWriter:
   """Saves every N steps / at the end, keeps the last few; only the chief keeps its files.
 
   Under MultiWorkerMirroredStrategy every worker must take part in a save (reading mirrored
   variables may need collectives), so non-chief workers write to a private temporary directory
   that is deleted right after.
+
+  With `lock` (the chief's `run_lock.RunLock`), every save first checks that this trainer still
+  holds the run directory (`run_lock.RunLockLost` otherwise).
   """
 
   def __init__(self, checkpoint: tf.train.Checkpoint, model_dir: str, *, keep: int,
-               chief: bool = True, worker_index: int = 0):
+               chief: bool = True, worker_index: int = 0, lock=None):
     self.checkpoint = checkpoint
     self.model_dir = model_dir
     self.chief = chief
+    self.lock = lock
     directory = model_dir if chief else os.path.join(model_dir, f".worker{worker_index}_tmp")
     self.directory = directory
     self.manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=keep)
 
   def restore_latest(self) -> str | None:
-    """Restores the newest valid checkpoint of `model_dir`; returns its prefix or None."""
+    """Restores the newest valid checkpoint of `model_dir`; returns its prefix or None.
+
+    The chief first removes the `ckpt-N_temp/` directories of saves a kill interrupted.
+    """
+    if self.chief:
+      self.remove_incomplete()
     prefix = latest_valid_checkpoint(self.model_dir)
     if prefix is None:
       return None
@@ -122,9 +140,47 @@ class CheckpointWriter:
           f"TensorFlow said: {_first_line(error)}") from error
     return prefix
 
+  def remove_incomplete(self, step: int | None = None) -> list[str]:
+    """Deletes what interrupted saves left (`ckpt-N_temp/`; with `step`, also `ckpt-<step>.*`
+    unless the state file names it). Returns the paths removed."""
+    pattern = os.path.join(self.directory, "ckpt-*_temp" if step is None else f"ckpt-{step}[._]*")
+    named = {os.path.basename(p) for p in self.manager.checkpoints}
+    removed = []
+    for path in tf.io.gfile.glob(pattern):
+      if os.path.basename(path).split(".")[0] in named:
+        continue
+      if tf.io.gfile.isdir(path):
+        tf.io.gfile.rmtree(path)
+      else:
+        tf.io.gfile.remove(path)
+      removed.append(path)
+    return removed
+
   def save(self, step: int) -> str | None:
-    """Writes checkpoint `ckpt-<step>`; returns its prefix on the chief."""
-    path = self.manager.save(checkpoint_number=step)
+    """Writes checkpoint `ckpt-<step>`; returns its prefix on the chief.
+
+    Raises:
+      CheckpointWriteError: the storage refused the write (no space left, permission denied, file
+        too large, ...). The files of `ckpt-<step>` are removed; the state file still names the
+        previous checkpoints, which are intact, so a rerun resumes from the newest of them.
+      run_lock.RunLockLost: another trainer took the run directory over.
+    """
+    if self.lock is not None:
+      self.lock.check()
+    try:
+      path = self.manager.save(checkpoint_number=step)
+    except (tf.errors.OpError, OSError) as error:
+      try:
+        self.remove_incomplete(step)
+      except (tf.errors.OpError, OSError):
+        pass  # the storage may refuse deletes too; the state file ignores the leftovers anyway
+      previous = self.manager.latest_checkpoint
+      raise CheckpointWriteError(
+          f"Could not write checkpoint ckpt-{step} to {self.directory}: {_first_line(error)} "
+          "(disk full, quota, permissions?). " + (
+              f"The previous checkpoint {previous} is intact; free space or fix the permissions "
+              "and rerun the same command: it resumes from there." if previous else
+              "No earlier checkpoint of this run exists; fix the storage and rerun.")) from None
     if not self.chief:
       shutil.rmtree(self.directory, ignore_errors=True)
       return None
