@@ -10,22 +10,24 @@
    equals its checkpoint tensor (the EMA shadow with `use_ema`, logit 0 dropped with
    `drop_background_class`),
 4. saves to a temporary name beside the output, reloads that file without custom objects and checks
-   its outputs equal the converted model's on a fixed batch, and only then renames it into place.
+   its outputs equal the converted model's on a fixed batch, and only then renames it into place
+   (`inception_tf.atomic.output_file`).
 
-Any failure raises and leaves no file at `output` (and no temporary file).
+Any failure raises and leaves no file at `output` (and no temporary file); a SIGKILL at any moment
+leaves `output` absent or complete, and the next conversion removes the killed one's temporary.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import uuid
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from inception_tf import atomic
 from inception_tf import checkpoints
 from inception_tf.models import naming
 from inception_tf.models import registry
@@ -157,8 +159,7 @@ def convert_slim_checkpoint(model_name: str,
   output = os.fspath(output)
   if not output.endswith(".keras"):
     raise ValueError(f"output must be a `.keras` file, got {output!r}.")
-  if os.path.exists(output) and not overwrite:
-    raise ValueError(f"{output!r} exists; pass overwrite=True (--overwrite) to replace it.")
+  atomic.check_writable(output, overwrite=overwrite)  # also removes a killed run's leftovers
   prefix = checkpoints.resolve_checkpoint_path(checkpoint)
   shapes = checkpoints.read_slim_checkpoint(prefix)
   scope = info.slim_scope
@@ -179,10 +180,7 @@ def convert_slim_checkpoint(model_name: str,
   images = np.random.default_rng(0).uniform(-1.0, 1.0, (2, size, size, 3)).astype(np.float32)
   expected = _outputs(model, images)
 
-  directory = os.path.dirname(os.path.abspath(output))
-  os.makedirs(directory, exist_ok=True)
-  temporary = os.path.join(directory, f".tmp-{uuid.uuid4().hex}-{os.path.basename(output)}")
-  try:
+  with atomic.output_file(output, overwrite=overwrite) as temporary:
     model.save(temporary)
     reloaded = keras.models.load_model(temporary, compile=False)
     actual = _outputs(reloaded, images)
@@ -193,10 +191,6 @@ def convert_slim_checkpoint(model_name: str,
     if not difference <= 1e-6 * max(scale, 1.0):
       raise ConversionError(f"The reloaded {temporary!r} gives outputs differing by {difference:g} "
                             f"(scale {scale:g}) from the converted model.")
-    os.replace(temporary, output)
-  finally:
-    if os.path.exists(temporary):
-      os.remove(temporary)
   return ConversionReport(output=output, model=model_name, num_classes=num_classes,
                           aux_logits=bool(aux_logits), variables=compared,
                           ema_used=report.ema_used, max_reload_difference=difference)

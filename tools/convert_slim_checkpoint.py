@@ -6,6 +6,7 @@
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -29,7 +30,8 @@ _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Input size (default: the
 _MODEL_OPTIONS = flags.DEFINE_list("model_options", [],
                                    "Family options as key=value, e.g. depth_multiplier=0.5,"
                                    "output_stride=8.")
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing output file.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --output file (the new "
+                                "file is written beside it and renamed into place when verified).")
 
 
 def _parse_options(items) -> dict:
@@ -44,11 +46,14 @@ def main(argv):
   if _MODEL.value not in list_models():
     raise app.UsageError(f"--model={_MODEL.value!r}; valid: {', '.join(list_models())}.")
   aux = {"auto": None, "true": True, "false": False}[_AUX_LOGITS.value]
-  report = convert.convert_slim_checkpoint(
-      _MODEL.value, _CHECKPOINT.value, _OUTPUT.value, num_classes=_NUM_CLASSES.value,
-      aux_logits=aux, use_ema=_USE_EMA.value, drop_background_class=_DROP_BACKGROUND.value,
-      image_size=_IMAGE_SIZE.value, model_options=_parse_options(_MODEL_OPTIONS.value),
-      overwrite=_OVERWRITE.value)
+  try:
+    report = convert.convert_slim_checkpoint(
+        _MODEL.value, _CHECKPOINT.value, _OUTPUT.value, num_classes=_NUM_CLASSES.value,
+        aux_logits=aux, use_ema=_USE_EMA.value, drop_background_class=_DROP_BACKGROUND.value,
+        image_size=_IMAGE_SIZE.value, model_options=_parse_options(_MODEL_OPTIONS.value),
+        overwrite=_OVERWRITE.value)
+  except (ValueError, FileNotFoundError) as error:  # bad input: one line, no traceback
+    sys.exit(f"error: {error}")
   print(report)
 
 
