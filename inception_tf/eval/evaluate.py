@@ -44,6 +44,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from inception_tf import atomic
 from inception_tf.eval import crops as crops_lib
 from inception_tf.eval import metrics as metrics_lib
 from inception_tf.models import fused
@@ -674,13 +675,9 @@ def _crop_fraction(name: str) -> float:
 
 
 def write_report(report: dict, path: str) -> None:
-  """Writes a report as indented JSON (creating the directory)."""
-  directory = os.path.dirname(path)
-  if directory:
-    tf.io.gfile.makedirs(directory)
-  with tf.io.gfile.GFile(path, "w") as f:
-    json.dump(report, f, indent=2, sort_keys=False, default=_json_default)
-    f.write("\n")
+  """Writes a report as indented JSON (creating the directory), atomically: a reader or a kill
+  sees the previous file or the whole new one (`inception_tf.atomic`)."""
+  atomic.write_json(path, report, default=_json_default)
 
 
 def _json_default(value):
@@ -788,8 +785,8 @@ def watch(model_dir: str, spec: ModelSpec, source: str | None = None, *,
     report = evaluator.run(output=os.path.join(output_dir, f"report-{step}.json"))
     reports.append(report)
     summary = {k: v for k, v in report.items() if k != "per_class_accuracy"}
-    with tf.io.gfile.GFile(os.path.join(output_dir, "reports.jsonl"), "a") as f:
-      f.write(json.dumps(summary, default=_json_default) + "\n")
+    atomic.append_line(os.path.join(output_dir, "reports.jsonl"),
+                       json.dumps(summary, default=_json_default))
     _write_summaries(writer, report, step or 0)
     print(format_report(report), file=sys.stderr)
     if until_step is not None and step is not None and step >= until_step:
