@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -160,7 +161,13 @@ def main(argv):
   model_dir = FLAGS.model_dir or os.path.join(
       "runs", f"{config.model}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}")
   print(f"Preset {preset}; model_dir {model_dir}", flush=True)
-  train.train_and_evaluate(config, model_dir)
+  from inception_tf.train import checkpointing  # pylint: disable=import-outside-toplevel
+  from inception_tf.train import run_lock  # pylint: disable=import-outside-toplevel
+  try:
+    train.train_and_evaluate(config, model_dir)
+  except (run_lock.RunDirectoryLocked, run_lock.RunLockLost,
+          checkpointing.CheckpointWriteError) as error:
+    sys.exit(f"error: {error}")
 
 
 if __name__ == "__main__":
