@@ -166,7 +166,7 @@ def test_torchvision_eval_equals_torchvision_bit_for_bit(mode):
 
   Measured alternatives (max / mean abs difference after normalisation, over the three photos):
   TF's default JPEG decoder (fast IDCT) 0.21 / 0.020; `tf.image.resize(antialias=True)` instead of
-  torch's uint8 kernel 0.0175 (one uint8 level) / 0.005; no antialiasing 1.23 / 0.03.
+  torch's uint8 kernel 0.0175 (one uint8 level) / 0.005; no antialiasing 1.23 / 0.013-0.034.
   """
   names, outputs = _torchvision_reference()
   fn = preprocessing.by_kind("torchvision", 224)
