@@ -1,4 +1,4 @@
-"""Tests of the benchmark helpers (inception_tf.benchmarking); the benchmarks run in tools/."""
+"""Tests of the benchmark helpers (inception_tf.benchmarks.sections); the benchmarks run in tools/."""
 
 import dataclasses
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from inception_tf import benchmarking
+from inception_tf.benchmarks import sections as benchmarking
 
 
 def test_time_interleaved_warms_up_then_alternates():

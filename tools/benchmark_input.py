@@ -19,7 +19,7 @@ import tempfile
 from absl import app
 from absl import flags
 
-from inception_tf.data import benchmark
+from inception_tf.benchmarks import input as benchmark
 from inception_tf.data import default_dataset
 
 _DATA_DIR = flags.DEFINE_string(

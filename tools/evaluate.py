@@ -3,7 +3,7 @@ r"""Evaluates checkpoints with the papers' protocols: `python tools/evaluate.py 
 Single crop (TF-slim's central 87.5%), 10, 12 or GoogLeNet's 144 crops, ensembles (softmax
 probabilities averaged over models and crops), EMA weights; every example is counted exactly once.
 
-    # The quick start's run on the built-in digits, 1 / 12 / 144 crops:
+    # A training run: network, options, classes, size and preprocessing come from its config.json:
     python tools/evaluate.py --checkpoint=runs/quickstart --crops=144
     # A TF-slim checkpoint on ImageNet TFRecords, the v3 paper's 48,238-image protocol:
     python tools/evaluate.py --model=inception_v3 --checkpoint=inception_v3.ckpt \
@@ -15,8 +15,9 @@ probabilities averaged over models and crops), EMA weights; every example is cou
     python tools/evaluate.py --checkpoint=runs/v3 --watch --data_dir=/data/imagenet
 
 The geometry of each protocol is documented in `inception_tf/eval/crops.py` and written into the
-JSON report (`--output`). Library code reads no flags: this file maps them onto
-`inception_tf.eval.evaluate`.
+JSON report (`--output`; with --watch, reports go to `--output_dir`). Each model is fed its own
+preprocessing (its run's / registry entry's; `--preprocessing` overrides). Library code reads no
+flags: this file maps them onto `inception_tf.eval.evaluate`.
 """
 
 from __future__ import annotations
@@ -24,17 +25,21 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app
-from absl import flags
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tools/cli.py
+import cli  # noqa: E402  (first: quiets TensorFlow before it is imported)
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
 
 flags.DEFINE_string("model", None, "A name from inception_tf.models.list_models() (default: the one "
                     "a training run recorded; required for TF-slim checkpoints).")
-flags.DEFINE_list("model_options", None, "Family options as key=value, e.g. depth_multiplier=0.5.")
-flags.DEFINE_integer("num_classes", None, "Logits width (default: from the checkpoint or the data).")
-flags.DEFINE_multi_string("checkpoint", None, "Our model dir / ckpt prefix, a TF-slim checkpoint or "
-                          "a .keras file; repeat for an ensemble of --model networks.")
+flags.DEFINE_list("model_options", None, "Family options as key=value, e.g. depth_multiplier=0.5 "
+                  "(default: the run's).")
+flags.DEFINE_integer("num_classes", None, "Logits width (default: the run's, the checkpoint's or "
+                     "the data's).")
+flags.DEFINE_multi_string("checkpoint", None, "A training run directory (everything else is read "
+                          "from its config.json), our ckpt prefix, a TF-slim checkpoint, a .keras "
+                          "file or an export; repeat for an ensemble of --model networks.")
 flags.DEFINE_multi_string("ensemble", None, "Ensemble member <model>[:<image_size>]=<checkpoint>; "
                           "repeatable, combinable with --checkpoint.")
 flags.DEFINE_string("data_dir", None, "TFRecords (a directory of <split>-* shards or a glob pattern); "
@@ -53,7 +58,11 @@ flags.DEFINE_integer("num_gpus", 0, "Local GPUs for --strategy=mirrored (0: all)
 flags.DEFINE_string("tpu", None, "TPU name or 'local' with --strategy=tpu.")
 flags.DEFINE_string("blacklist_file", None, "ImageNet's validation blacklist (1,762 ids) to exclude.")
 flags.DEFINE_integer("max_examples", None, "Evaluate only the first N examples.")
-flags.DEFINE_string("output", None, "Write the JSON report here (with --watch: a directory).")
+flags.DEFINE_enum("preprocessing", None, ["inception", "vgg", "torchvision"],
+                  "Eval preprocessing of every model (default: each model's own).")
+flags.DEFINE_string("output", None, "Write the JSON report to this file.")
+flags.DEFINE_string("output_dir", None, "--watch: the reports directory (default: "
+                    "<checkpoint>/eval_<split>).")
 flags.DEFINE_boolean("watch", False, "Evaluate each new checkpoint of the --checkpoint model dir.")
 flags.DEFINE_float("watch_poll_seconds", 30.0, "--watch: seconds between looks for a checkpoint.")
 flags.DEFINE_float("watch_timeout_seconds", 3600.0, "--watch: stop after this long without a new "
@@ -67,11 +76,7 @@ FLAGS = flags.FLAGS
 def model_specs():
   """The ensemble members given by --checkpoint and --ensemble."""
   from inception_tf.eval.evaluate import ModelSpec  # pylint: disable=import-outside-toplevel
-  from inception_tf.export.inference import parse_model_options  # pylint: disable=import-outside-toplevel
-  try:
-    options = parse_model_options(FLAGS.model_options or ())
-  except ValueError as error:
-    raise app.UsageError(str(error)) from error
+  options = cli.model_options()
   specs = [ModelSpec(name=FLAGS.model, checkpoint=c, num_classes=FLAGS.num_classes,
                      options=options) for c in FLAGS.checkpoint or ()]
   for entry in FLAGS.ensemble or ():
@@ -100,11 +105,13 @@ def main(argv):
     kwargs = dict(split=FLAGS.split, crops=FLAGS.crops, image_size=FLAGS.image_size,
                   batch_size=FLAGS.eval_batch_size, strategy=strategy, use_ema=FLAGS.use_ema,
                   blacklist=FLAGS.blacklist_file, central_fraction=FLAGS.central_fraction,
-                  max_examples=FLAGS.max_examples, verbose=int(FLAGS.progress))
+                  max_examples=FLAGS.max_examples, verbose=int(FLAGS.progress),
+                  preprocessing=FLAGS.preprocessing)
     if FLAGS.watch:
       if len(specs) != 1 or not specs[0].checkpoint:
         raise app.UsageError("--watch takes exactly one --checkpoint: the training model dir.")
-      evaluation.watch(specs[0].checkpoint, specs[0], source, output_dir=FLAGS.output,
+      evaluation.watch(specs[0].checkpoint, specs[0], source,
+                       output_dir=FLAGS.output_dir or FLAGS.output,
                        poll_seconds=FLAGS.watch_poll_seconds,
                        timeout_seconds=FLAGS.watch_timeout_seconds or None,
                        until_step=FLAGS.watch_until_step, **kwargs)

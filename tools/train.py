@@ -26,10 +26,11 @@ import datetime
 import os
 import sys
 
-from absl import app
-from absl import flags
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tools/cli.py
+import cli  # noqa: E402,F401  (first: quiets TensorFlow before it is imported)
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
 
 PRESETS = ("auto", "quickstart", "paper_v3", "tpu")
 
@@ -53,6 +54,8 @@ flags.DEFINE_string("tfds_name", None, "A TFDS dataset already on disk, e.g. ima
 flags.DEFINE_string("train_split", None, "Training split (train).")
 flags.DEFINE_string("eval_split", None, "Evaluation split (validation); empty: no evaluation.")
 flags.DEFINE_boolean("cache_data", None, "Cache the records in memory (small datasets).")
+flags.DEFINE_enum("preprocessing", None, ["inception", "vgg", "torchvision"],
+                  "Input preprocessing (default: the network's own, from its registry entry).")
 flags.DEFINE_boolean("fast_preprocessing", None,
                      "slim's fast_mode (default true, as slim): bilinear resize, brightness + "
                      "saturation; false: one of 4 resize methods and 4 colour-op orders.")
@@ -107,7 +110,8 @@ FLAGS = flags.FLAGS
 _DIRECT = (
     "model", "image_size", "num_classes", "aux_logits", "dropout_keep_prob", "batch_norm_momentum",
     "precision", "data_dir", "tfds_name", "train_split", "eval_split", "cache_data",
-    "fast_preprocessing", "color_distortion_on_device", "train_steps", "train_epochs",
+    "preprocessing", "fast_preprocessing", "color_distortion_on_device", "train_steps",
+    "train_epochs",
     "train_batch_size", "eval_batch_size",
     "optimizer", "learning_rate", "learning_rate_batch_size", "learning_rate_scaling",
     "learning_rate_decay", "epochs_per_decay", "staircase", "warmup_epochs",
@@ -166,7 +170,7 @@ def main(argv):
   try:
     train.train_and_evaluate(config, model_dir)
   except (run_lock.RunDirectoryLocked, run_lock.RunLockLost,
-          checkpointing.CheckpointWriteError) as error:
+          checkpointing.CheckpointWriteError, ValueError, FileNotFoundError) as error:
     sys.exit(f"error: {error}")
 
 

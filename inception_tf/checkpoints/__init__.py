@@ -5,6 +5,14 @@
   layer names are module paths.
 """
 
+from inception_tf.checkpoints.loading import LoadError
+from inception_tf.checkpoints.loading import LoadedModel
+from inception_tf.checkpoints.loading import load
+from inception_tf.checkpoints.loading import load_model
+from inception_tf.checkpoints.loading import load_weights
+from inception_tf.checkpoints.loading import sniff
+from inception_tf.checkpoints.run import read_run_config
+from inception_tf.checkpoints.run import write_run_config
 from inception_tf.checkpoints.slim import EMA_SUFFIX
 from inception_tf.checkpoints.slim import LoadReport
 from inception_tf.checkpoints.slim import SlimCheckpointMismatch
@@ -21,7 +29,8 @@ from inception_tf.checkpoints.torch import load_torch_checkpoint
 from inception_tf.checkpoints.torch import read_torch_state_dict
 from inception_tf.checkpoints.torch import torch_state_dict
 
-__all__ = ["EMA_SUFFIX", "LoadReport", "SlimCheckpointMismatch", "assign_by_name",
+__all__ = ["LoadError", "LoadedModel", "load", "load_model", "load_weights", "sniff",
+           "read_run_config", "write_run_config", "EMA_SUFFIX", "LoadReport", "SlimCheckpointMismatch", "assign_by_name",
            "load_slim_checkpoint", "logits_scopes", "read_slim_checkpoint",
            "resolve_checkpoint_path", "save_slim_checkpoint", "variable_names",
            "TorchCheckpointMismatch", "compare_with_state_dict", "load_torch_checkpoint",

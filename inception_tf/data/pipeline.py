@@ -401,8 +401,8 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
   options.deterministic = deterministic
   options.experimental_optimization.map_parallelization = True
   # One thread per op: the parallel map already keeps every core busy with whole images, and ops
-  # that split one image across the intra-op pool (resize) then only add contention (measured
-  # ~10 % more images/s on 2 cores, for full decodes as well as for the train host half).
+  # that split one image across the intra-op pool (resize) then only add contention (timings in
+  # WORKSPACE_NOTES.md).
   options.threading.max_intra_op_parallelism = 1
   return ds.with_options(options)
 

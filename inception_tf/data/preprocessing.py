@@ -14,8 +14,8 @@
   1]. `fast_mode` defaults to True everywhere, as in slim (`preprocess_image(..., fast_mode=True)`,
   which is what slim's `train_image_classifier.py` ran). For JPEG bytes only the crop is decoded (`decode_and_crop_jpeg`; `preprocess_for_eval` decodes
   the whole image: with 4:2:0 chroma subsampling, as in most JPEGs, a cropped decode differs from
-  decode-then-crop by up to 15/255 in ~0.1% of the pixels along the crop's edges - measured on
-  scikit-image's photos, session 3 - and the eval path must be exact). All randomness uses stateless
+  decode-then-crop by up to 15/255 in ~0.1% of the pixels along the crop's edges (WORKSPACE_NOTES.md,
+  "Measurements moved out of docstrings") - and the eval path must be exact). All randomness uses stateless
   ops, so a given `seed` gives the same output eagerly, in a `tf.function` and inside `tf.data`.
 
 TPU-style split (`make_dataset(..., color_distortion_on_device=True)`): the host runs only
@@ -251,8 +251,8 @@ def _train_crop_resize(image_bytes_or_image: _TensorLike, height: int, width: in
                        **window_kwargs) -> tuple[tf.Tensor, float]:
   """The geometric half of slim's train path without the flip: crop (fused decode-and-crop for
   JPEG bytes), resize with a random method (bilinear in fast mode). The caller flips the small
-  output, as slim does (flipping the crop instead costs a reverse of a larger image: measured
-  ~2-3 ms per 1000x900 crop against ~1 ms for a 299x299 output).
+  output, as slim does (flipping the crop instead reverses a larger image; timings in
+  WORKSPACE_NOTES.md).
 
   Returns:
     `(image, scale)`: float32 `[height, width, 3]` in the crop's own range (0..255 for uint8
@@ -310,9 +310,8 @@ def _resize_bilinear(image: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
   """`tf.image.resize(image, size)` (half-pixel bilinear, float32 out), the faster way for the size.
 
   `ResizeBilinear`'s uint8 input path is slower than a float32 cast followed by the float path for
-  inputs up to ~3x the output's pixels (one core, 299x299 output: 150x180 crop 1.34 -> 1.00 ms,
-  430x420 1.46 -> 1.22 ms; 700x650 1.58 -> 1.85 ms, 1200x1100 1.90 -> 3.81 ms, with rounding to
-  uint8; WORKSPACE_NOTES, session 4). Both give bit-identical results (the kernel converts every
+  inputs up to ~3x the output's pixels (timings: WORKSPACE_NOTES.md, "Measurements moved out of
+  docstrings"). Both give bit-identical results (the kernel converts every
   input to float; tests/data/test_data_preprocessing.py), so the choice is made per image.
   """
   if not image.dtype.is_integer:
@@ -405,7 +404,7 @@ def preprocess_for_train_uint8(image_bytes_or_image: _TensorLike, height: int, w
       area_range=area_range, max_attempts=max_attempts)
   if fast_mode and scale == 1.0 / 255.0:
     # Bilinear weights are convex: a uint8 crop resizes into [0, 255], so rounding (half up) is
-    # all that is left (no clip: a few % of the host half's time, WORKSPACE_NOTES session 4).
+    # all that is left (no clip; its cost: WORKSPACE_NOTES.md).
     image = tf.cast(image + 0.5, tf.uint8)
   else:
     if scale != 1.0 / 255.0:  # not a uint8 crop: bring it to 0..255 first

@@ -232,20 +232,39 @@ def resize_bilinear_v1(images: tf.Tensor, size: Sequence[Int]) -> tf.Tensor:
   return out[0] if squeeze else out
 
 
+def normalizer(kind: str):
+  """[0, 1] RGB crops -> the network's input, for a preprocessing kind of the multi-crop protocols.
+
+  "inception": `2 * (x - 0.5)`; "vgg": slim's mean subtraction on the 0..255 scale; "torchvision":
+  ImageNet mean/std. The geometry (and its TF1 bilinear resizes) is the protocol's for every kind.
+  """
+  # pylint: disable=import-outside-toplevel
+  if kind == "inception":
+    return lambda batch: (batch - 0.5) * 2.0
+  if kind == "vgg":
+    from inception_tf.data import vgg_preprocessing
+    return lambda batch: vgg_preprocessing.normalize(batch * 255.0)
+  if kind == "torchvision":
+    from inception_tf.data import torchvision_preprocessing
+    return lambda batch: torchvision_preprocessing.normalize(batch * 255.0)
+  raise ValueError(f"Unknown preprocessing {kind!r}; use inception, vgg or torchvision.")
+
+
 def make_crops(image: tf.Tensor, image_size: int, crops: int,
-               central_fraction: float = 0.875) -> tf.Tensor:
-  """Cuts one decoded image into its `crops` crops, as one batch in [-1, 1].
+               central_fraction: float = 0.875, normalize=None) -> tf.Tensor:
+  """Cuts one decoded image into its `crops` crops, as one batch of model inputs.
 
   Works eagerly and inside `tf.data` (dynamic image shapes). The image is converted to float in
   [0, 1] as TF-slim does (`tf.image.convert_image_dtype`), each scale is resized once, the boxes are
   sliced, boxes that are not S x S are resized, mirrors are flipped, and the batch is scaled to
-  [-1, 1].
+  [-1, 1] (or mapped by `normalize`).
 
   Args:
     image: [height, width, 3] uint8 (or float in [0, 1]) image.
     image_size: S.
     crops: 1, 10, 12 or 144.
     central_fraction: the 1-crop central fraction.
+    normalize: [0, 1] crops -> model input (`normalizer(kind)`); None: Inception's [-1, 1].
 
   Returns:
     float32 [crops, S, S, 3].
@@ -270,4 +289,4 @@ def make_crops(image: tf.Tensor, image_size: int, crops: int,
   batch = tf.stack(out)
   if crops > 1:
     batch = tf.concat([batch, tf.reverse(batch, axis=[2])], axis=0)
-  return (batch - 0.5) * 2.0
+  return (normalize or normalizer("inception"))(batch)

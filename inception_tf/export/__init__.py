@@ -1,6 +1,6 @@
 """Export for serving: SavedModel with an image-bytes signature, `.keras` file, TFLite.
 
-    model = inception_tf.export.load_model(model_name="inception_v3", checkpoint="runs/v3")
+    model = inception_tf.checkpoints.load_model("runs/v3")   # a run, checkpoint, .keras, ...
     inception_tf.export.export_model(model, "exports/v3", tflite=True)
 
 writes
@@ -12,6 +12,10 @@ writes
     exports/v3/model_dynamic_int8.tflite
     exports/v3/export_info.json      image size, preprocessing, label map, options used
 
+atomically: everything is written into a hidden sibling directory, checked (`verify_export`) and
+renamed to `exports/v3` only when complete, so a killed export leaves no `exports/v3` at all (see
+`inception_tf.atomic`; a rerun removes the leftover).
+
 See `inference` (the inference model), `serving` (the signatures), `tflite`, `predict`.
 """
 
@@ -20,22 +24,28 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import zipfile
 
 import keras
+import tensorflow as tf
+from google.protobuf.message import DecodeError
+from tensorflow.core.protobuf import saved_model_pb2
 
+from inception_tf import atomic
 from inception_tf import labels as labels_lib
+from inception_tf.checkpoints.loading import EXPORT_INFO
+from inception_tf.checkpoints.loading import EXPORT_KERAS_FILE as KERAS_FILE
+from inception_tf.checkpoints.loading import load_model  # re-exported: the one loader
+from inception_tf.checkpoints.loading import read_export_info
 from inception_tf.export import inference
 from inception_tf.export import serving
 from inception_tf.export import tflite as tflite_lib
-from inception_tf.export.inference import load_model
 from inception_tf.export.inference import make_inference_model
 from inception_tf.export.inference import model_facts
 from inception_tf.export.serving import DEFAULT_MAX_PIXELS
 from inception_tf.export.serving import ServingModule
 
-EXPORT_INFO = "export_info.json"
 SAVED_MODEL_DIR = "saved_model"
-KERAS_FILE = "model.keras"
 
 
 @dataclasses.dataclass
@@ -64,31 +74,15 @@ def label_map_for_dataset(source: str, num_classes: int) -> labels_lib.LabelMap:
   """
   from inception_tf import data  # pylint: disable=import-outside-toplevel
   info = data.dataset_info(source)
-  # `class_names` is indexed by label: its first `labels_offset` entries are the background.
-  names = list(info.class_names)[info.labels_offset:]
-  if num_classes in (1000, 1001) and len(names) == 1000:
-    imagenet = labels_lib.imagenet_label_map(1000)
-    if names == list(imagenet.ids):
-      return labels_lib.imagenet_label_map(num_classes)
-  return labels_lib.label_map_from_names(names, num_classes=num_classes,
-                                         labels_offset=info.labels_offset)
-
-
-def read_export_info(path: str) -> dict | None:
-  """`export_info.json` of an export directory (or beside a `.keras`/SavedModel path), if any."""
-  candidates = [os.path.join(path, EXPORT_INFO), os.path.join(os.path.dirname(path), EXPORT_INFO),
-                os.path.join(os.path.dirname(os.path.normpath(path)), EXPORT_INFO)]
-  for candidate in candidates:
-    if os.path.isfile(candidate):
-      with open(candidate) as f:
-        return json.load(f)
-  return None
+  return labels_lib.label_map_for_data(info.class_names, num_classes=num_classes,
+                                       labels_offset=info.labels_offset)
 
 
 def build_serving_module(model: keras.Model, *, label_map: labels_lib.LabelMap | None = None,
                          dtype: str = "float32", fold_batch_norm: bool = False, top_k: int = 5,
                          max_pixels: int = DEFAULT_MAX_PIXELS,
-                         crop_fraction: float | None = None) -> ServingModule:
+                         crop_fraction: float | None = None,
+                         preprocessing: str | None = None) -> ServingModule:
   """The serving functions of `model` (made an inference model first), without writing anything.
 
   Args:
@@ -99,31 +93,31 @@ def build_serving_module(model: keras.Model, *, label_map: labels_lib.LabelMap |
     top_k: classes returned by `serving_default`.
     max_pixels: decode bound of `serving_default` (see `serving.decode_image_bounded`).
     crop_fraction: eval central crop; default the network's own (0.875).
+    preprocessing: "inception", "vgg" or "torchvision"; default: the registry's for the network
+      (`ModelInfo.preprocessing`), e.g. VGG for slim's resnet_v1.
 
   Returns:
     A `ServingModule`.
 
   Raises:
-    ValueError: a model whose eval preprocessing is not Inception's [-1, 1] scaling, or see
-      `make_inference_model` / `ServingModule`.
+    ValueError: see `make_inference_model` / `ServingModule`.
   """
   facts = model_facts(model)
-  if facts["preprocessing"] != "inception":
-    raise ValueError(f"{model.name} expects {facts['preprocessing']!r} preprocessing; the serving "
-                     "signature implements Inception's [-1, 1] eval preprocessing only.")
   if label_map is None:
     label_map = labels_lib.default_label_map(facts["num_classes"])
   inference_model = make_inference_model(model, dtype=dtype, fold_batch_norm=fold_batch_norm)
   return ServingModule(inference_model, label_map=label_map, image_size=facts["image_size"],
                        crop_fraction=crop_fraction or facts["crop_fraction"], top_k=top_k,
-                       max_pixels=max_pixels)
+                       max_pixels=max_pixels,
+                       preprocessing=preprocessing or facts["preprocessing"])
 
 
 def export_model(model: keras.Model, output_dir: str, *,
                  label_map: labels_lib.LabelMap | None = None, dtype: str = "float32",
                  fold_batch_norm: bool = False, top_k: int = 5,
                  max_pixels: int = DEFAULT_MAX_PIXELS, keras_file: bool = True,
-                 tflite: bool = False, overwrite: bool = False) -> ExportResult:
+                 tflite: bool = False, overwrite: bool = False,
+                 preprocessing: str | None = None) -> ExportResult:
   """Writes the SavedModel, `.keras` file and optionally TFLite files of `model` to `output_dir`.
 
   Args:
@@ -137,24 +131,40 @@ def export_model(model: keras.Model, output_dir: str, *,
     keras_file: also write `model.keras` (the inference model).
     tflite: also write float32 and dynamic-range int8 TFLite files of `predict_images` (always
       converted from float32 weights).
-    overwrite: allow writing into an existing non-empty directory.
+    overwrite: replace an existing `output_dir` (the whole directory).
+    preprocessing: the serving signature's preprocessing kind; default: the network's.
 
   Returns:
     An `ExportResult`.
 
   Raises:
-    FileExistsError: `output_dir` is not empty and `overwrite` is False.
+    inception_tf.atomic.OutputExistsError (a FileExistsError): `output_dir` exists and
+      `overwrite` is False.
+    ValueError: the written export failed `verify_export` (nothing is published).
   """
-  if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
-    raise FileExistsError(f"{output_dir!r} is not empty; pass overwrite=True (--overwrite) or "
-                          "choose a new directory.")
-  os.makedirs(output_dir, exist_ok=True)
+  with atomic.output_directory(output_dir, overwrite=overwrite, verify=verify_export) as staging:
+    result = _write_export(model, staging, label_map=label_map, dtype=dtype,
+                           fold_batch_norm=fold_batch_norm, top_k=top_k, max_pixels=max_pixels,
+                           keras_file=keras_file, tflite=tflite, preprocessing=preprocessing)
+
+  def moved(path):
+    return os.path.join(output_dir, os.path.relpath(path, staging))
+
+  return dataclasses.replace(
+      result, saved_model=moved(result.saved_model), info_file=moved(result.info_file),
+      keras_file=moved(result.keras_file) if result.keras_file else None,
+      tflite_files={k: moved(v) for k, v in result.tflite_files.items()})
+
+
+def _write_export(model, output_dir, *, label_map, dtype, fold_batch_norm, top_k, max_pixels,
+                  keras_file, tflite, preprocessing) -> ExportResult:
+  """Writes every file of `export_model`'s export into `output_dir` (its staging directory)."""
   facts = model_facts(model)
   if label_map is None:
     label_map = labels_lib.default_label_map(facts["num_classes"])
   module = build_serving_module(model, label_map=label_map, dtype=dtype,
                                 fold_batch_norm=fold_batch_norm, top_k=top_k,
-                                max_pixels=max_pixels)
+                                max_pixels=max_pixels, preprocessing=preprocessing)
   saved_model = serving.export_saved_model(module, os.path.join(output_dir, SAVED_MODEL_DIR))
   keras_path = None
   if keras_file:
@@ -163,7 +173,8 @@ def export_model(model: keras.Model, output_dir: str, *,
   tflite_files = {}
   if tflite:
     float_module = module if dtype == "float32" else build_serving_module(
-        model, label_map=label_map, dtype="float32", fold_batch_norm=fold_batch_norm)
+        model, label_map=label_map, dtype="float32", fold_batch_norm=fold_batch_norm,
+        preprocessing=preprocessing)
     function = float_module.predict_images.get_concrete_function()
     for quantization in tflite_lib.QUANTIZATIONS:
       path = os.path.join(output_dir, f"model_{quantization}.tflite")
@@ -171,7 +182,7 @@ def export_model(model: keras.Model, output_dir: str, *,
         f.write(tflite_lib.convert_to_tflite(function, quantization=quantization,
                                              trackable=float_module))
       tflite_files[quantization] = path
-  info = dict(facts, dtype=dtype, fold_batch_norm=fold_batch_norm, top_k=module.top_k,
+  info = dict(facts, preprocessing=module.preprocessing, dtype=dtype, fold_batch_norm=fold_batch_norm, top_k=module.top_k,
               max_pixels=max_pixels, signatures=["serving_default", "predict_images"],
               files={"saved_model": SAVED_MODEL_DIR,
                      "keras": KERAS_FILE if keras_path else None,
@@ -184,6 +195,52 @@ def export_model(model: keras.Model, output_dir: str, *,
                       info_file=info_file, info=info)
 
 
-__all__ = ["export_model", "build_serving_module", "load_model", "make_inference_model",
+def verify_export(directory: str) -> dict:
+  """Checks that an export directory is whole: every file `export_info.json` names is intact.
+
+  Parses `saved_model/saved_model.pb` (with the signatures the info lists) and reads every tensor of
+  its variables, checks every member of `model.keras` against its CRC, and the FlatBuffer
+  identifier of each TFLite file. `export_model` runs it before publishing the directory.
+
+  Args:
+    directory: an export directory (or its staging directory).
+
+  Returns:
+    The content of `export_info.json`.
+
+  Raises:
+    ValueError: naming the first missing or damaged file.
+  """
+  try:
+    with tf.io.gfile.GFile(os.path.join(directory, EXPORT_INFO)) as f:
+      info = json.load(f)
+    files = info["files"]
+    saved_model = os.path.join(directory, files["saved_model"])
+    proto = saved_model_pb2.SavedModel()
+    with tf.io.gfile.GFile(os.path.join(saved_model, "saved_model.pb"), "rb") as f:
+      proto.ParseFromString(f.read())
+    missing = set(info.get("signatures", ())) - set(proto.meta_graphs[0].signature_def)
+    if missing:
+      raise ValueError(f"signatures {sorted(missing)} are missing from {saved_model}")
+    reader = tf.train.load_checkpoint(os.path.join(saved_model, "variables", "variables"))
+    for name in reader.get_variable_to_shape_map():
+      reader.get_tensor(name)
+    if files.get("keras"):
+      with tf.io.gfile.GFile(os.path.join(directory, files["keras"]), "rb") as f:
+        with zipfile.ZipFile(f) as archive:
+          damaged = archive.testzip()
+          if damaged is not None or "config.json" not in archive.namelist():
+            raise ValueError(f"{files['keras']} is damaged ({damaged or 'no config.json'})")
+    for name in files.get("tflite", {}).values():
+      with tf.io.gfile.GFile(os.path.join(directory, name), "rb") as f:
+        if f.read(8)[4:8] != b"TFL3":
+          raise ValueError(f"{name} is not a TFLite FlatBuffer")
+  except (OSError, KeyError, IndexError, ValueError, zipfile.BadZipFile, DecodeError,
+          tf.errors.OpError) as error:
+    raise ValueError(f"Export {directory} is incomplete or damaged: {error}") from error
+  return info
+
+
+__all__ = ["export_model", "verify_export", "build_serving_module", "load_model", "make_inference_model",
            "label_map_for_dataset", "read_export_info", "ExportResult", "ServingModule",
            "inference", "serving"]

@@ -6,8 +6,9 @@ functional model with the same layer names whose only output is `{"logits": [N, 
 
   - only the layers the main logits depend on are kept, so `AuxLogits.*` disappears;
   - `Dropout` layers are skipped (they are the identity at inference);
-  - with `fold_batch_norm=True` (off by default: not measurably faster on our CPU), every `Conv2D -> BatchNormalization` pair (slim's conv+BN, the pair
-    `conv_bn` builds) becomes one `Conv2D` with bias: `w' = w * gamma / sqrt(var + eps)` per output
+  - with `fold_batch_norm=True` (off by default; its speed is in WORKSPACE_NOTES.md), every
+    `Conv2D -> BatchNormalization` pair (slim's conv+BN, the pair `conv_bn` builds) becomes one
+    `Conv2D` with bias: `w' = w * gamma / sqrt(var + eps)` per output
     channel and `b' = beta - mean * gamma / sqrt(var + eps)`. The `X.BatchNorm` layer disappears;
     batch norm layers that do not follow a single-use convolution stay as they are;
   - with `dtype="bfloat16"`, the body holds and computes in bfloat16 while the classifier (the last
@@ -20,15 +21,14 @@ custom objects. Weights are copied by layer name, never by position.
 
 from __future__ import annotations
 
-import os
 import keras
 import numpy as np
 
+from inception_tf.checkpoints import loading
 from inception_tf.models import registry
 from inception_tf.models.registry import parse_model_options  # re-exported for the tools
 
 DTYPES = ("float32", "bfloat16")
-CHECKPOINT_FORMATS = ("auto", "ours", "slim")
 
 
 def _logits_tensor(model: keras.Model):
@@ -189,64 +189,6 @@ def make_inference_model(model: keras.Model, *, dtype: str = "float32",
   return clone
 
 
-def _checkpoint_format(path: str) -> str:
-  """"ours" for a checkpoint of this package's trainer, else "slim" (a TF1 name-based one)."""
-  from inception_tf import checkpoints  # pylint: disable=import-outside-toplevel
-  from inception_tf.train import checkpointing  # pylint: disable=import-outside-toplevel
-  if os.path.isdir(path) and checkpointing.latest_valid_checkpoint(path) is not None:
-    return "ours"
-  prefix = checkpoints.resolve_checkpoint_path(path)
-  return "ours" if checkpointing.is_training_checkpoint(prefix) else "slim"
-
-
-def load_model(*, keras_file: str | None = None, model_name: str | None = None,
-               checkpoint: str | None = None, checkpoint_format: str = "auto",
-               num_classes: int = 1001, image_size: int | None = None, use_ema: bool = True,
-               **model_options) -> keras.Model:
-  """A trained classifier from a `.keras` file or a registered model name plus a checkpoint.
-
-  Args:
-    keras_file: path of a `.keras` file (any model of this package; exclusive with `model_name`).
-    model_name: a `list_models()` name; its weights come from `checkpoint`.
-    checkpoint: a training checkpoint of ours (EMA weights by default) or a TF-slim checkpoint.
-    checkpoint_format: "auto" (a checkpoint of our trainer is "ours", any other "slim"), "ours"
-      or "slim".
-    num_classes: logits width of the checkpoint's model.
-    image_size: input size; defaults to the network's own.
-    use_ema: restore the exponential moving averages when the checkpoint has them.
-    **model_options: family options of `create_model` (depth_multiplier, ...).
-
-  Returns:
-    The model (auxiliary head included when the network has one; `make_inference_model` drops it).
-
-  Raises:
-    ValueError: neither or both of keras_file/model_name, no checkpoint, unknown format.
-    FileNotFoundError: a missing file.
-  """
-  if (keras_file is None) == (model_name is None):
-    raise ValueError("Pass exactly one of keras_file or model_name (with checkpoint); got "
-                     f"keras_file={keras_file!r}, model_name={model_name!r}.")
-  if keras_file is not None:
-    if not os.path.exists(keras_file):
-      raise FileNotFoundError(f"No .keras file at {keras_file!r}.")
-    return keras.models.load_model(keras_file, compile=False)
-  if checkpoint is None:
-    raise ValueError(f"model_name={model_name!r} needs a checkpoint to load weights from.")
-  if checkpoint_format not in CHECKPOINT_FORMATS:
-    raise ValueError(f"checkpoint_format must be one of {CHECKPOINT_FORMATS}, got "
-                     f"{checkpoint_format!r}.")
-  model = registry.create_model(model_name, num_classes, image_size=image_size, **model_options)
-  if checkpoint_format == "auto":
-    checkpoint_format = _checkpoint_format(checkpoint)
-  if checkpoint_format == "slim":
-    from inception_tf import checkpoints  # pylint: disable=import-outside-toplevel
-    checkpoints.load_slim_checkpoint(model, checkpoint, use_ema=use_ema)
-  else:
-    from inception_tf.train import checkpointing  # pylint: disable=import-outside-toplevel
-    checkpointing.restore_for_inference(model, checkpoint, use_ema=use_ema)
-  return model
-
-
 def model_facts(model: keras.Model) -> dict:
   """Image size, classes and eval preprocessing of a model of this package (by its slim scope)."""
   logits = _logits_tensor(model)
@@ -256,14 +198,13 @@ def model_facts(model: keras.Model) -> dict:
                      "square size (build it with image_size=...).")
   facts = {"model": model.name, "image_size": int(shape[1]), "num_classes": int(logits.shape[-1]),
            "crop_fraction": 0.875, "preprocessing": "inception", "registered_name": None}
-  for name in registry.list_models():
+  name = loading.registered_name(model)
+  if name is not None:
     info = registry.model_info(name)
-    if info.slim_scope == model.name:
-      facts.update(crop_fraction=info.crop_fraction, preprocessing=info.preprocessing,
-                   registered_name=name)
-      break
+    facts.update(crop_fraction=info.crop_fraction, preprocessing=info.preprocessing,
+                 registered_name=name)
   return facts
 
 
-__all__ = ["make_inference_model", "fold_batch_norm_weights", "foldable_batch_norms", "load_model",
-           "model_facts", "parse_model_options", "DTYPES", "CHECKPOINT_FORMATS"]
+__all__ = ["make_inference_model", "fold_batch_norm_weights", "foldable_batch_norms",
+           "model_facts", "parse_model_options", "DTYPES"]

@@ -1,11 +1,14 @@
-"""Classify image files with an exported SavedModel, a `.keras` file or a model + checkpoint.
+"""Classify image files with an exported SavedModel, or anything `inception_tf.checkpoints.load`
+reads (a training run, a checkpoint, a `.keras` file).
 
     classifier = Classifier.from_saved_model("exports/v3/saved_model")
-    for path, top in zip(paths, classifier.classify_files(paths)):
-      print(path, top[0].name, top[0].probability)
+    for result in classifier.classify_files(paths):
+      print(result.path, result.error or result.predictions[0].name)
 
-Every source goes through the same `serving_default` function (decode + `preprocess_for_eval` +
-model + top-k), in-process for `.keras` files and checkpoints, from the SavedModel otherwise.
+Every source goes through the same `serving_default` function (decode + the model's eval
+preprocessing + model + top-k), in-process for runs, checkpoints and `.keras` files, from the
+SavedModel otherwise. A file that cannot be read or is not an image gets its own error; the others
+are still classified.
 """
 
 from __future__ import annotations
@@ -13,12 +16,35 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from inception_tf import labels as labels_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class FileResult:
+  """The top-k predictions of one file, or why it could not be classified."""
+
+  path: str
+  predictions: list | None = None
+  error: str | None = None
+
+  def to_json(self) -> dict:
+    if self.error is not None:
+      return {"image": self.path, "error": self.error}
+    return {"image": self.path, "predictions": [p.to_json() for p in self.predictions]}
+
+
+def _short_message(error: tf.errors.OpError) -> str:
+  """The first line of a TF error without its graph-node suffix."""
+  text = (error.message or str(error)).strip().splitlines()[0]
+  text = re.sub(r"\s*\[\[\{\{node .*$", "", text)
+  text = re.sub(r"^(assertion failed: )?\[?(.*?)\]?$", r"\2", text)
+  return re.sub(r"^Image \d+ of the request (is )?", "", text).strip()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,10 +89,12 @@ class Classifier:
 
   @classmethod
   def from_model(cls, model, *, label_map: labels_lib.LabelMap | None = None, top_k: int = 5,
-                 description: str = "") -> "Classifier":
-    """From a Keras classifier of this package (made an inference model in memory)."""
+                 description: str = "", preprocessing: str | None = None) -> "Classifier":
+    """From a Keras classifier of this package (made an inference model in memory); its eval
+    preprocessing is the network's unless `preprocessing` names another kind."""
     from inception_tf import export  # pylint: disable=import-outside-toplevel
-    module = export.build_serving_module(model, label_map=label_map, top_k=top_k)
+    module = export.build_serving_module(model, label_map=label_map, top_k=top_k,
+                                         preprocessing=preprocessing)
     return cls(module.serving_default, top_k=module.top_k,
                description=description or f"Keras model {model.name}")
 
@@ -86,77 +114,98 @@ class Classifier:
             for i in range(len(classes))]
 
   def classify_files(self, paths: Sequence[str], top_k: int | None = None,
-                     batch_size: int = 16) -> list[list[Prediction]]:
-    """Reads and classifies image files in batches of `batch_size`."""
+                     batch_size: int = 16) -> list[FileResult]:
+    """Reads and classifies image files in batches of `batch_size`, one `FileResult` per path.
+
+    A file that cannot be read, or whose bytes the serving function rejects (not an image, too
+    large, corrupt), gets `error` set; the rest of its batch is classified one by one.
+    """
     results = []
     for start in range(0, len(paths), batch_size):
       batch = []
       for path in paths[start:start + batch_size]:
-        with open(path, "rb") as f:
-          batch.append(f.read())
-      results.extend(self.classify(batch, top_k))
+        try:
+          with open(path, "rb") as f:
+            batch.append((path, f.read(), None))
+        except OSError as error:
+          batch.append((path, None, f"cannot read the file ({error.strerror or error})"))
+      readable = [(path, data) for path, data, _ in batch if data is not None]
+      try:
+        done = dict(zip([p for p, _ in readable],
+                        self.classify([d for _, d in readable], top_k))) if readable else {}
+      except tf.errors.InvalidArgumentError:
+        done = {}
+        for path, data in readable:
+          try:
+            done[path] = self.classify([data], top_k)[0]
+          except tf.errors.InvalidArgumentError as error:
+            done[path] = _short_message(error)
+      for path, data, problem in batch:
+        outcome = done.get(path) if data is not None else problem
+        if isinstance(outcome, str):
+          results.append(FileResult(path=path, error=outcome))
+        else:
+          results.append(FileResult(path=path, predictions=outcome))
     return results
 
 
-def classifier_from_source(*, saved_model: str | None = None, keras_file: str | None = None,
-                           model_name: str | None = None, checkpoint: str | None = None,
-                           checkpoint_format: str = "auto", num_classes: int = 1001,
+def classifier_from_source(*, saved_model: str | None = None, checkpoint: str | None = None,
+                           keras_file: str | None = None, model_name: str | None = None,
+                           checkpoint_format: str = "auto", num_classes: int | None = None,
                            image_size: int | None = None, model_options: dict | None = None,
-                           dataset: str | None = None, top_k: int = 5) -> Classifier:
-  """A `Classifier` from exactly one of a SavedModel, a `.keras` file or a model name + checkpoint.
+                           use_ema: bool | None = None, dataset: str | None = None,
+                           preprocessing: str | None = None, top_k: int = 5) -> Classifier:
+  """A `Classifier` from a SavedModel, or from anything `inception_tf.checkpoints.load` reads.
 
   Args:
-    saved_model: an export directory or its `saved_model/`.
-    keras_file: a `.keras` file (label map from the `export_info.json` beside it when present).
-    model_name: a registered model, weights from `checkpoint` (see `export.load_model`).
-    checkpoint: ours or TF-slim.
-    checkpoint_format: "auto", "ours" or "slim".
-    num_classes: logits width of the checkpoint's model.
-    image_size: input size of the checkpoint's model (default: the network's).
-    model_options: family options of `create_model`.
-    dataset: TFRecord dataset whose manifest gives the label map (not with `saved_model`, whose
-      names are part of the export).
+    saved_model: an export directory or its `saved_model/` (`--saved_model`).
+    checkpoint: a training run, a checkpoint, a `.keras` file or an export (`--checkpoint`); the
+      class names come from the run (or the export_info.json beside a .keras file).
+    keras_file: same as `checkpoint=<file>.keras` (`--keras_file`).
+    model_name, checkpoint_format, num_classes, image_size, model_options, use_ema: as
+      `inception_tf.checkpoints.load` (`--model`, ...).
+    dataset: TFRecord dataset whose manifest gives the class names (`--data_dir`; not with a
+      SavedModel, whose names are part of the export).
+    preprocessing: "inception", "vgg" or "torchvision" (`--preprocessing`); default: the model's.
     top_k: classes per image (for a SavedModel: at most the exported top-k).
 
   Returns:
     A `Classifier`.
 
   Raises:
-    ValueError: not exactly one source, or `dataset` with `saved_model`.
+    ValueError: not exactly one source, or `dataset` / `preprocessing` with `saved_model`.
   """
+  from inception_tf import checkpoints  # pylint: disable=import-outside-toplevel
   from inception_tf import export  # pylint: disable=import-outside-toplevel
-  given = [name for name, value in (("saved_model", saved_model), ("keras_file", keras_file),
-                                    ("model_name", model_name)) if value]
+  given = [flag for flag, value in (("--saved_model", saved_model), ("--checkpoint", checkpoint),
+                                    ("--keras_file", keras_file)) if value]
   if len(given) != 1:
-    raise ValueError(f"Pass exactly one of saved_model, keras_file or model_name; got {given}.")
+    raise ValueError("Give exactly one of --saved_model, --checkpoint or --keras_file; got "
+                     f"{given or 'none'}.")
   if saved_model:
-    if dataset:
-      raise ValueError("A SavedModel carries its label map; dataset applies to .keras files and "
-                       "checkpoints only.")
+    for flag, value in (("--data_dir", dataset), ("--preprocessing", preprocessing),
+                        ("--model", model_name)):
+      if value:
+        raise ValueError(f"A SavedModel carries its network, preprocessing and class names; "
+                         f"{flag} applies to --checkpoint / --keras_file only.")
     return Classifier.from_saved_model(saved_model)
-  if keras_file:
-    model = export.load_model(keras_file=keras_file)
-  else:
-    model = export.load_model(model_name=model_name, checkpoint=checkpoint,
-                              checkpoint_format=checkpoint_format, num_classes=num_classes,
-                              image_size=image_size, **(model_options or {}))
-  label_map = None
+  loaded = checkpoints.load(checkpoint or keras_file, model=model_name, num_classes=num_classes,
+                            image_size=image_size, model_options=model_options,
+                            use_ema=use_ema, checkpoint_format=checkpoint_format)
+  label_map = loaded.label_map
   if dataset:
-    label_map = export.label_map_for_dataset(dataset, export.model_facts(model)["num_classes"])
-  elif keras_file:
-    info = export.read_export_info(keras_file)
-    if info is not None and "label_map" in info:
-      label_map = labels_lib.LabelMap.from_json(info["label_map"])
-  return Classifier.from_model(model, label_map=label_map, top_k=top_k,
-                               description=keras_file or f"{model_name} from {checkpoint}")
+    label_map = export.label_map_for_dataset(dataset, loaded.num_classes)
+  return Classifier.from_model(loaded.model, label_map=label_map, top_k=top_k,
+                               preprocessing=preprocessing or loaded.preprocessing,
+                               description=f"{loaded.name} from {loaded.path}")
 
 
 def format_predictions(paths: Sequence[str], predictions: list[list[Prediction]], *,
                        as_json: bool = False) -> str:
   """Readable top-k lines per image, or a JSON document (`as_json`)."""
   if as_json:
-    return json.dumps([{"image": path, "predictions": [p.to_json() for p in top]}
-                       for path, top in zip(paths, predictions)], indent=1)
+    return json.dumps([FileResult(path, top).to_json() for path, top in zip(paths, predictions)],
+                      indent=1)
   lines = []
   for path, top in zip(paths, predictions):
     lines.append(f"{path}:")
@@ -166,4 +215,4 @@ def format_predictions(paths: Sequence[str], predictions: list[list[Prediction]]
   return "\n".join(lines)
 
 
-__all__ = ["Classifier", "Prediction", "classifier_from_source", "format_predictions"]
+__all__ = ["Classifier", "FileResult", "Prediction", "classifier_from_source", "format_predictions"]

@@ -6,11 +6,12 @@
   serving_default(images: string[N])            JPEG / PNG / GIF (first frame) / BMP bytes
       -> classes int64[N, k], probabilities float32[N, k], class_names string[N, k],
          class_ids string[N, k] (e.g. WordNet synsets), all_probabilities float32[N, C]
-  predict_images(images: float32[N, S, S, 3])   already preprocessed, in [-1, 1]
+  predict_images(images: float32[N, S, S, 3])   already preprocessed (the model's preprocessing)
       -> logits float32[N, C], probabilities float32[N, C]
 
-Each image is decoded and preprocessed exactly as `inception_tf.data.preprocessing.preprocess_for_eval`
-(central crop, TF1 bilinear resize, scale to [-1, 1]), so a served image gets the probabilities the
+Each image is decoded and preprocessed with the model's own eval preprocessing
+(`inception_tf.data.preprocessing.by_kind`: Inception's central crop and [-1, 1] scaling, slim's VGG
+mean subtraction, or torchvision's mean/std), so a served image gets the probabilities the
 evaluation pipeline gives it.
 
 Bad input fails only its request, with an `InvalidArgumentError` naming the image and the cause:
@@ -226,16 +227,20 @@ class ServingModule(tf.Module):
   """The serving functions of one inference model (see the module docstring)."""
 
   def __init__(self, model: keras.Model, *, label_map: LabelMap, image_size: int,
-               crop_fraction: float = 0.875, top_k: int = 5, max_pixels: int = DEFAULT_MAX_PIXELS):
+               crop_fraction: float = 0.875, top_k: int = 5, max_pixels: int = DEFAULT_MAX_PIXELS,
+               preprocessing: str = "inception"):
     """Wraps `model`.
 
     Args:
-      model: returns `{"logits": [N, C]}` for float [N, image_size, image_size, 3] in [-1, 1].
+      model: returns `{"logits": [N, C]}` for float [N, image_size, image_size, 3] inputs
+        preprocessed as `preprocessing` says.
       label_map: C class ids and names.
       image_size: the model's input height and width.
-      crop_fraction: central crop of `preprocess_for_eval` (0.875 for the Inception family).
+      crop_fraction: the eval crop's share (0.875 for the Inception family; 224 of 256 for VGG and
+        torchvision preprocessing).
       top_k: how many classes `serving_default` returns (capped at C).
       max_pixels: decode bound, see `decode_image_bounded`.
+      preprocessing: "inception", "vgg" or "torchvision" (`preprocessing.by_kind`).
 
     Raises:
       ValueError: label map and logits disagree, or a bad top_k / crop_fraction / max_pixels.
@@ -261,6 +266,9 @@ class ServingModule(tf.Module):
     self.top_k = min(top_k, num_classes)
     self.max_pixels = max_pixels
     self.num_classes = num_classes
+    self.preprocessing = preprocessing
+    self._preprocess_one = _preprocessing().by_kind(preprocessing, image_size,
+                                                    crop_fraction=crop_fraction)
     self._class_ids = tf.constant(list(label_map.ids))
     self._class_names = tf.constant(list(label_map.names))
     self.serving_default = tf.function(
@@ -269,15 +277,13 @@ class ServingModule(tf.Module):
         tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name="images")])
 
   def preprocess(self, images: tf.Tensor) -> tf.Tensor:
-    """Encoded bytes [N] -> float32 [N, S, S, 3] in [-1, 1], as the evaluation pipeline."""
-    preprocessing = _preprocessing()
+    """Encoded bytes [N] -> float32 [N, S, S, 3] model inputs, as the evaluation pipeline."""
     size = self.image_size
 
     def one(args):
       index, data = args
-      image = decode_image_bounded(data, max_pixels=self.max_pixels, index=index)
-      return preprocessing.preprocess_for_eval(image, size, size,
-                                               central_fraction=self.crop_fraction)
+      return self._preprocess_one(decode_image_bounded(data, max_pixels=self.max_pixels,
+                                                       index=index))
 
     return tf.map_fn(one, (tf.range(tf.shape(images)[0]), images),
                      fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))

@@ -112,6 +112,29 @@ def label_map_from_names(class_names: Sequence[str], *, num_classes: int,
   return LabelMap(ids=tuple(names), names=tuple(names))
 
 
+def label_map_for_data(class_names: Sequence[str], *, num_classes: int,
+                       labels_offset: int = 0) -> LabelMap:
+  """The label map of a data set's classes; ImageNet's names when they are ImageNet's synsets.
+
+  Args:
+    class_names: the data set's classes by label (`DatasetInfo.class_names`: index = label, so the
+      first `labels_offset` entries are the background).
+    num_classes: logits width of the model.
+    labels_offset: how many logits precede the first class.
+
+  Returns:
+    A `LabelMap` of `num_classes` entries.
+
+  Raises:
+    ValueError: the classes (plus labels_offset) do not match `num_classes`.
+  """
+  names = [str(n) for n in class_names][labels_offset:]
+  if num_classes in (1000, 1001) and len(names) == 1000:
+    if names == list(imagenet_label_map(1000).ids):
+      return imagenet_label_map(num_classes)
+  return label_map_from_names(names, num_classes=num_classes, labels_offset=labels_offset)
+
+
 def default_label_map(num_classes: int) -> LabelMap:
   """ImageNet names for 1000/1001 logits, otherwise `class_<i>` placeholders the user can replace."""
   if num_classes in (1000, 1001):
@@ -120,4 +143,5 @@ def default_label_map(num_classes: int) -> LabelMap:
   return LabelMap(ids=names, names=names)
 
 
-__all__ = ["LabelMap", "imagenet_label_map", "label_map_from_names", "default_label_map"]
+__all__ = ["LabelMap", "imagenet_label_map", "label_map_from_names", "label_map_for_data",
+           "default_label_map"]

@@ -58,6 +58,8 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
+from inception_tf.models import keras_internals
+
 
 def is_fusable(layer: keras.layers.Layer, inputs) -> bool:
   """Whether `layer` is a batch norm that the fused kernel computes exactly for `inputs`."""
@@ -245,7 +247,7 @@ def _operation_fn(training: bool | None, convolutions: str) -> Callable:
 
 
 def _is_functional(model) -> bool:
-  return hasattr(model, "_run_through_graph") and hasattr(model, "_nodes_by_depth")
+  return keras_internals.is_functional(model)
 
 
 @tf.autograph.experimental.do_not_convert  # walks the Python graph of layers
@@ -269,9 +271,6 @@ def fused_call(model: keras.Model, inputs, *, training: bool | None = False,
   convolutions = resolve_bfloat16_convolutions(bfloat16_convolutions)
   if not _is_functional(model):
     return model(inputs, training=training)
-  # Functional.call's own path (private API of Keras 3; tests compare it with model(...)).
-  flat = model._standardize_inputs(inputs)  # pylint: disable=protected-access
-  outputs = model._run_through_graph(flat, operation_fn=_operation_fn(training, convolutions))  # pylint: disable=protected-access
-  if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
-    return outputs[0]
-  return outputs
+  # Functional.call's own path (the private Keras API, isolated in keras_internals; tests compare
+  # it with model(...)).
+  return keras_internals.run_through_graph(model, inputs, _operation_fn(training, convolutions))

@@ -16,22 +16,22 @@ The data position is the optimizer step: the input pipeline is a function of (se
 resumed run skips the `step` batches each replica already consumed (distributed iterators cannot be
 checkpointed under tf.distribute).
 
-`restore_for_inference(model, path)` is what evaluation and export call to load our checkpoints,
-with the EMA weights by default.
+Reading this layout (`restore_for_inference`, `latest_valid_checkpoint`, ...) lives in
+`inception_tf.checkpoints.run`, so evaluation and export load our runs without importing the trainer.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 
 import keras
 import tensorflow as tf
 
-from inception_tf.train import ema as ema_lib
-
-_OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+from inception_tf.checkpoints.run import is_training_checkpoint  # noqa: F401  (re-exported)
+from inception_tf.checkpoints.run import latest_valid_checkpoint
+from inception_tf.checkpoints.run import restore_for_inference  # noqa: F401  (re-exported)
+from inception_tf.checkpoints.run import verify_checkpoint  # noqa: F401  (re-exported)
 
 
 def rng_variables(model: keras.Model) -> list:
@@ -53,40 +53,6 @@ def make_checkpoint(model: keras.Model, optimizer=None, ema=None) -> tf.train.Ch
   if ema is not None:
     objects["ema"] = ema
   return tf.train.Checkpoint(**objects)
-
-
-def is_training_checkpoint(prefix: str) -> bool:
-  """True for a checkpoint written by this trainer (object-based), False for TF1/slim ones."""
-  reader = tf.train.load_checkpoint(prefix)
-  return reader.has_tensor(_OBJECT_GRAPH_KEY)
-
-
-def verify_checkpoint(prefix: str) -> bool:
-  """Reads every tensor of `prefix`; False (with a warning) when any file is missing or corrupt."""
-  try:
-    reader = tf.train.load_checkpoint(prefix)
-    for name in reader.get_variable_to_shape_map():
-      reader.get_tensor(name)
-  except Exception as error:  # pylint: disable=broad-except  (truncated files raise IndexError)
-    logging.warning("Checkpoint %s is unreadable, ignoring it: %s", prefix, error)
-    return False
-  return True
-
-
-def latest_valid_checkpoint(directory: str) -> str | None:
-  """The newest checkpoint in `directory` (per its state file) that reads completely, or None."""
-  state = tf.train.get_checkpoint_state(directory)
-  if state is None:
-    return None
-  candidates = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
-  if state.model_checkpoint_path and state.model_checkpoint_path not in candidates:
-    candidates.append(state.model_checkpoint_path)
-  for prefix in reversed(candidates):
-    if not os.path.isabs(prefix) and "://" not in prefix:
-      prefix = os.path.join(directory, prefix)
-    if verify_checkpoint(prefix):
-      return prefix
-  return None
 
 
 def _first_line(error: BaseException) -> str:
@@ -136,7 +102,7 @@ class CheckpointWriter:
           f"Cannot resume from {prefix!r}: it was written by a run with another recipe (model, "
           "num_classes, optimizer, EMA or precision differ) than the one given now. Train into a "
           "new --model_dir, or delete this one to start over, or rerun with the recipe that wrote "
-          f"it (see {os.path.join(self.model_dir, 'results.json')} when that run finished). "
+          f"it (see {os.path.join(self.model_dir, 'config.json')}). "
           f"TensorFlow said: {_first_line(error)}") from error
     return prefix
 
@@ -185,52 +151,3 @@ class CheckpointWriter:
       shutil.rmtree(self.directory, ignore_errors=True)
       return None
     return path
-
-
-def restore_for_inference(model: keras.Model, path: str, use_ema: bool = True) -> str:
-  """Loads a checkpoint of this trainer into `model` (its EMA weights by default).
-
-  Args:
-    model: a model with the same architecture and num_classes as the trained one (e.g. from
-      `create_model` with the same arguments).
-    path: a model_dir (its newest valid checkpoint is used) or a checkpoint prefix (`.../ckpt-1000`).
-    use_ema: load the exponential moving averages of the weights and batch-norm statistics, as
-      evaluation and export should. If the run kept no EMA, the raw weights are loaded with a
-      warning.
-
-  Returns:
-    The checkpoint prefix loaded.
-
-  Raises:
-    FileNotFoundError: no (valid) checkpoint at `path`.
-    ValueError: `path` is a TF-slim/TF1 checkpoint (use `inception_tf.checkpoints.
-      load_slim_checkpoint`) or does not match the model.
-  """
-  path = os.fspath(path)
-  if tf.io.gfile.isdir(path):
-    prefix = latest_valid_checkpoint(path)
-    if prefix is None:
-      raise FileNotFoundError(f"No valid training checkpoint in directory {path!r}.")
-  else:
-    prefix = path[:-len(".index")] if path.endswith(".index") else path
-    if not tf.io.gfile.exists(prefix + ".index"):
-      raise FileNotFoundError(f"No checkpoint at {path!r} (looked for {prefix}.index).")
-  if not is_training_checkpoint(prefix):
-    raise ValueError(f"{prefix!r} is a TF1 / TF-slim name-based checkpoint, not one of this "
-                     "trainer; load it with inception_tf.checkpoints.load_slim_checkpoint.")
-  reader = tf.train.load_checkpoint(prefix)
-  has_ema = any(key.startswith("ema/") for key in reader.get_variable_to_shape_map())
-  ema = None
-  if use_ema and has_ema:
-    ema = ema_lib.ExponentialMovingAverage(ema_lib.averaged_variables(model), decay=0.5)
-  elif use_ema:
-    logging.warning("Checkpoint %s has no EMA; loading the raw weights.", prefix)
-  checkpoint = tf.train.Checkpoint(model=model, **({"ema": ema} if ema is not None else {}))
-  try:
-    checkpoint.restore(prefix).expect_partial().assert_existing_objects_matched()
-  except (AssertionError, ValueError) as error:
-    raise ValueError(f"Checkpoint {prefix!r} does not match model {model.name!r} (another network, "
-                     f"options or num_classes?): {error}") from error
-  if ema is not None:
-    ema.copy_to_model()
-  return prefix

@@ -39,7 +39,9 @@ class TrainConfig:
   tfds_name: str | None = None
   train_split: str = "train"
   eval_split: str = "validation"
-  preprocessing: str = "inception"
+  # None: the network's own (`ModelInfo.preprocessing`: VGG for slim's resnet_v1, Inception's for
+  # the Inception family); or "inception" / "vgg" / "torchvision".
+  preprocessing: str | None = None
   cache_data: bool = False
   fast_preprocessing: bool = True  # slim's fast_mode (its default): bilinear resize, 2 colour ops
   # [tpu] style: the host only crops, flips and resizes (uint8 batches); the step applies slim's
@@ -135,7 +137,7 @@ class TrainConfig:
          f"train_steps={self.train_steps} must be >= 1"),
         (self.train_epochs is None or self.train_epochs > 0,
          f"train_epochs={self.train_epochs} must be > 0"),
-        (not (self.color_distortion_on_device and self.preprocessing != "inception"),
+        (not (self.color_distortion_on_device and self.preprocessing not in (None, "inception")),
          "color_distortion_on_device needs preprocessing='inception' (got "
          f"{self.preprocessing!r})"),
         (not (self.data_dir and self.tfds_name),

@@ -1,6 +1,6 @@
-"""The input-pipeline benchmark (inception_tf.data.benchmark): windows, producers, output keys."""
+"""The input-pipeline benchmark (inception_tf.benchmarks.input): windows, producers, output keys."""
 
-from inception_tf.data import benchmark
+from inception_tf.benchmarks import input as benchmark
 
 
 def test_interleaved_rates_opens_each_producer_per_window_and_drops_it():

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -37,9 +38,9 @@ def run(tmp_path_factory):
   manager = tf.train.CheckpointManager(checkpointing.make_checkpoint(model, ema=ema), model_dir,
                                        max_to_keep=2)
   manager.save(checkpoint_number=7)
-  with open(os.path.join(model_dir, "results.json"), "w") as f:
-    json.dump({"config": {"model": "inception_v3", "model_options": OPTIONS, "image_size": 75,
-                          "num_classes": 14, "aux_logits": None}}, f)
+  checkpoints.write_run_config(model_dir, {"model": "inception_v3", "model_options": OPTIONS,
+                                           "image_size": 75, "num_classes": 14,
+                                           "aux_logits": True})
   raw = {v.path: v.numpy() for v in model.weights}
   ema.copy_to_model()
   averaged = {v.path: v.numpy() for v in model.weights}
@@ -98,8 +99,26 @@ def test_checkpoint_not_matching_the_model(run, records):
   model_dir = run[0]
   with pytest.raises(ev.EvaluationError, match="was trained as 'inception_v3'"):
     _probabilities(ev.ModelSpec("inception_v1", checkpoint=model_dir), records)
-  with pytest.raises(ev.EvaluationError, match="does not match --model=inception_v3"):
+  with pytest.raises(ev.EvaluationError, match=r"--num_classes=9 contradicts the run .* trained "
+                     r"with 14 classes \(.*config\.json\)"):
     _probabilities(ev.ModelSpec("inception_v3", checkpoint=model_dir, num_classes=9), records)
+  with pytest.raises(ev.EvaluationError, match="depth_multiplier=0.5 contradicts the run"):
+    _probabilities(ev.ModelSpec("inception_v3", checkpoint=model_dir,
+                                options={"depth_multiplier": 0.5}), records)
+
+
+def test_legacy_run_with_results_json_only(run, records, tmp_path):
+  """Runs from before config.json recorded the recipe in results.json: still enough to load."""
+  model_dir = run[0]
+  legacy = tmp_path / "legacy"
+  shutil.copytree(model_dir, legacy, ignore=shutil.ignore_patterns("config.json"))
+  with open(legacy / "results.json", "w") as f:
+    json.dump({"config": {"model": "inception_v3", "model_options": OPTIONS, "image_size": 75,
+                          "num_classes": 14, "aux_logits": None}}, f)
+  report = _probabilities(ev.ModelSpec(checkpoint=str(legacy)), records)
+  assert report["models"][0]["name"] == "inception_v3"
+  with pytest.raises(ev.EvaluationError, match=r"contradicts .*results\.json"):
+    _probabilities(ev.ModelSpec(checkpoint=str(legacy), num_classes=9), records)
 
 
 def test_watch_evaluates_new_checkpoints(run, records, tmp_path):

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from inception_tf import benchmarking
+from inception_tf.benchmarks import sections as benchmarking
 from inception_tf.export.inference import make_inference_model
 from inception_tf.export.serving import ServingModule
 from inception_tf.export.serving import export_saved_model

@@ -34,7 +34,8 @@ import numpy as np
 import tensorflow as tf
 
 # Modules that register further sections; imported by `list_sections`/`run_sections`.
-SECTION_MODULES: tuple[str, ...] = ("inception_tf.export.benchmark",)
+SECTION_MODULES: tuple[str, ...] = ("inception_tf.benchmarks.serving",
+                                     "inception_tf.benchmarks.steps")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -407,7 +408,6 @@ def kernels_section(config: BenchmarkConfig) -> Iterable[Measurement]:
                                    peer="Keras layer, model(...)")
 
 
-# --- Sections over other parts' benchmark functions (imported when the section runs). ---
 
 
 def keras_fit_images_per_second(name: str, dtype: str, config: BenchmarkConfig) -> float:
@@ -430,32 +430,3 @@ def keras_fit_images_per_second(name: str, dtype: str, config: BenchmarkConfig) 
   del model
   keras.backend.clear_session()
   return config.iterations * config.batch_size / seconds
-
-
-@register_section("train", description="the trainer's full-paper step (aux loss, label "
-                  "smoothing, weight decay, clipping, TF1 RMSProp, EMA) vs keras.applications' "
-                  "model.fit (no aux head, label smoothing, RMSprop), synthetic data, 1 device")
-def train_section(config: BenchmarkConfig) -> Iterable[Measurement]:
-  from inception_tf.train import loop  # pylint: disable=import-outside-toplevel
-  for name in config.models:
-    for dtype in config.dtypes:
-      result = loop.benchmark_train_step(
-          name, batch_size=config.batch_size, precision=dtype, steps=config.iterations,
-          warmup_steps=config.warmup, jit_compile=config.jit_compile)
-      theirs = (keras_fit_images_per_second(name, dtype, config) if name in _PEERS else None)
-      yield Measurement("train", f"{name} paper step {dtype} b{config.batch_size}",
-                        ours=result["images_per_second"], theirs=theirs,
-                        peer=f"keras.applications.{_PEERS[name][0]}.fit" if name in _PEERS else "")
-
-
-@register_section("eval", description="144-crop evaluation vs single-crop throughput / 144 "
-                  "(cost of the multi-crop path beyond the model; target >= 0.9)")
-def eval_section(config: BenchmarkConfig) -> Iterable[Measurement]:
-  from inception_tf.eval import evaluate  # pylint: disable=import-outside-toplevel
-  for name in config.models:
-    result = evaluate.benchmark_multicrop(name, warmup=config.warmup,
-                                          iterations=config.iterations)
-    yield Measurement("eval", f"{name} {result['multi_crops']}-crop eval",
-                      ours=result["multi_crop_images_per_second"],
-                      theirs=result["single_crop_over_crops"],
-                      peer="single-crop images/s / crops")

@@ -1,0 +1,122 @@
+"""What every tool shares: quiet TensorFlow, the model-source flags, and errors without tracebacks.
+
+Import this module FIRST in a tool (before anything imports TensorFlow):
+
+    import cli  # tools/ is the script's directory, so this is tools/cli.py
+    cli.define_model_flags()
+    ...
+    def main(argv):
+      loaded = cli.load_model_from_flags()
+
+`quiet()` runs on import. TensorFlow's C++ runtime writes INFO lines (oneDNN, CUDA stubs) to stderr
+while it is imported, before its logging can be configured, so the import runs with stderr pointed
+at a log file (`$INCEPTION_TF_LOG`, default `<tmp>/inception_tf.log`); Python warnings from TF and
+Keras (e.g. tf.data's UserWarning) and absl INFO lines (e.g. the checkpoint saver's "Sharding
+callback duration") are filtered. Pass `--verbosity=0` (absl) to see INFO lines again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import warnings
+
+LOG_ENV = "INCEPTION_TF_LOG"
+
+
+def log_file() -> str:
+  return os.environ.get(LOG_ENV) or os.path.join(tempfile.gettempdir(), "inception_tf.log")
+
+
+@contextlib.contextmanager
+def _stderr_to_log():
+  """Points file descriptor 2 at the log file for the block (C++ writes bypass Python's stderr)."""
+  sys.stderr.flush()
+  saved = os.dup(2)
+  try:
+    with open(log_file(), "a") as log:
+      os.dup2(log.fileno(), 2)
+      try:
+        yield
+      finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+  finally:
+    os.close(saved)
+
+
+def quiet() -> None:
+  """Silences TF's C++ and absl INFO/WARNING lines and library warnings (see the module docstring)."""
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  for category, module in ((UserWarning, r"tensorflow.*"), (UserWarning, r"keras.*"),
+                           (DeprecationWarning, r".*"), (FutureWarning, r".*")):
+    warnings.filterwarnings("ignore", category=category, module=module)
+  with _stderr_to_log():
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    tf.constant(0)  # initialises the runtime (and its logging) while stderr goes to the log
+  tf.get_logger().setLevel("ERROR")
+  from absl import logging  # pylint: disable=import-outside-toplevel
+  logging.set_verbosity(logging.ERROR)
+  logging.set_stderrthreshold("error")
+
+
+quiet()
+
+from absl import app  # noqa: E402  pylint: disable=wrong-import-position
+from absl import flags  # noqa: E402  pylint: disable=wrong-import-position
+
+FLAGS = flags.FLAGS
+
+
+def define_model_flags(*, checkpoint_help: str = "") -> None:
+  """--checkpoint, --model, --model_options, --num_classes, --image_size, --use_ema,
+  --checkpoint_format: the same names with the same meaning in evaluate, export and predict."""
+  from inception_tf.checkpoints import loading  # pylint: disable=import-outside-toplevel
+  flags.DEFINE_string("checkpoint", None, checkpoint_help or (
+      "A training run directory (everything else is read from its config.json), a checkpoint "
+      "prefix of ours, a TF-slim checkpoint (with --model), a .keras file, an export directory or "
+      "a torch state_dict (.safetensors / .pth, with --model)."))
+  flags.DEFINE_string("model", None, "A name from inception_tf.models.list_models() (default: the "
+                      "run's; required for TF-slim and torch checkpoints).")
+  flags.DEFINE_list("model_options", None, "Family options as key=value, e.g. "
+                    "depth_multiplier=0.5 (default: the run's).")
+  flags.DEFINE_integer("num_classes", None, "Logits width (default: the run's, the checkpoint's or "
+                       "the network's published one).")
+  flags.DEFINE_integer("image_size", None, "Input size (default: the run's / the network's).")
+  flags.DEFINE_boolean("use_ema", None, "Moving-average weights (default: on when the checkpoint "
+                       "has them).")
+  flags.DEFINE_enum("checkpoint_format", "auto", list(loading.CHECKPOINT_FORMATS),
+                    "auto: sniffed from --checkpoint.")
+
+
+def model_options() -> dict:
+  """--model_options as a dict (a usage error names the flag)."""
+  from inception_tf.models import parse_model_options  # pylint: disable=import-outside-toplevel
+  try:
+    return parse_model_options(FLAGS.model_options or ())
+  except ValueError as error:
+    raise app.UsageError(f"--model_options: {error}") from error
+
+
+def load_model_from_flags(*, data_classes: int | None = None):
+  """`inception_tf.checkpoints.load` of the model-source flags; exits with one error line."""
+  from inception_tf import checkpoints  # pylint: disable=import-outside-toplevel
+  if not FLAGS.checkpoint:
+    raise app.UsageError("Give --checkpoint: a training run directory, a checkpoint, a .keras "
+                         "file or an export directory.")
+  with errors_exit():
+    return checkpoints.load(FLAGS.checkpoint, model=FLAGS.model, num_classes=FLAGS.num_classes,
+                            image_size=FLAGS.image_size, model_options=model_options(),
+                            use_ema=FLAGS.use_ema, checkpoint_format=FLAGS.checkpoint_format,
+                            data_classes=data_classes)
+
+
+@contextlib.contextmanager
+def errors_exit():
+  """Bad input (ValueError, FileNotFoundError, FileExistsError) exits with `error: <message>`."""
+  try:
+    yield
+  except (ValueError, FileNotFoundError, FileExistsError) as error:
+    sys.exit(f"error: {error}")
