@@ -1,8 +1,8 @@
 """`load_torch_checkpoint` on a small model with module-path layer names, against numpy's reading of
 PyTorch's conventions (NCHW, weight [out, in/groups, kh, kw], linear weight [out, in]).
 
-The eight torchvision nets are tested against the real networks' outputs in tests/models/test_resnet.py;
-this file covers the generic rule and every error.
+The eight torchvision nets are tested against the real networks' outputs in
+tests/models/test_resnet.py; this file covers the generic rule, every error and the converter.
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def test_unsupported_layer_with_weights_is_named():
     torch_checkpoints.torch_parameters(model)
 
 
-# --- tools/convert_torch_checkpoint.py on a real torchvision network (resnet18) ---------------------
+# --- tools/convert_torch_checkpoint.py on a real torchvision network (resnet18) -------------------
 
 REPO = Path(__file__).resolve().parents[1]
 TORCH_REFERENCES = REPO / ".." / "shared" / "torch_references"

@@ -1,4 +1,4 @@
-"""PyTorch state_dicts (torchvision, timm, pytorch-fid, the Hugging Face hub) <-> Keras models, by name.
+"""PyTorch state_dicts (torchvision, timm, pytorch-fid, Hugging Face) <-> Keras models, by name.
 
 A model whose Keras layer names are PyTorch module paths (`conv1`, `layer2.0.downsample.0`,
 `Conv2d_1a_3x3.bn`, `fc`) loads a state_dict by rule, with no side table: the entry
@@ -147,7 +147,7 @@ def torch_parameters(model: keras.Model) -> dict[str, TorchParameter]:
 
 
 def torch_state_dict(model: keras.Model) -> dict[str, np.ndarray]:
-  """The model's weights as a PyTorch state_dict (numpy arrays in torch layouts, no step counters)."""
+  """The model's weights as a PyTorch state_dict (numpy, torch layouts, no step counters)."""
   return {key: np.ascontiguousarray(p.to_torch(np.asarray(p.variable.numpy())))
           for key, p in torch_parameters(model).items()}
 
@@ -197,8 +197,9 @@ def read_torch_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
       raise ImportError(
           f"{path!r} is a PyTorch pickle, which only torch can read, and torch is not installed. "
           "Either `pip install torch`, or convert the file once where torch is available: "
-          "`from safetensors.torch import save_file; save_file(torch.load(path, map_location='cpu', "
-          "weights_only=True), 'model.safetensors')` and pass the .safetensors file.") from error
+          "`from safetensors.torch import save_file; "
+          "save_file(torch.load(path, map_location='cpu', weights_only=True), "
+          "'model.safetensors')` and pass the .safetensors file.") from error
     state = _unwrap(torch.load(path, map_location="cpu", weights_only=True))
     if not isinstance(state, Mapping):
       raise ValueError(f"{path!r} holds a {type(state).__name__}, not a state_dict (a dict of "

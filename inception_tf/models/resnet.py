@@ -1,4 +1,4 @@
-"""ResNet and ResNeXt in torchvision's layout, so torchvision / timm / Hugging Face weights load by name.
+"""ResNet and ResNeXt in torchvision's layout: torchvision / timm / HF weights load by name.
 
 He et al. 2015, "Deep Residual Learning for Image Recognition" (arXiv:1512.03385), Table 1, and
 Xie et al. 2017, "Aggregated Residual Transformations for Deep Neural Networks" (arXiv:1611.05431),
@@ -17,8 +17,9 @@ as torchvision's `models/resnet.py` builds them ("ResNet v1.5"):
 - no dropout (`dropout_keep_prob` is ignored); 1000 classes; inputs normalized with ImageNet's
   mean and std ("torchvision" preprocessing).
 
-Keras layer names are torchvision's module paths, so `inception_tf.checkpoints.load_torch_checkpoint`
-maps `layer3.5.conv2.weight` to the layer `layer3.5.conv2` by rule. Paper <-> torchvision <-> shape
+Keras layer names are torchvision's module paths, so
+`inception_tf.checkpoints.load_torch_checkpoint` maps `layer3.5.conv2.weight` to the layer
+`layer3.5.conv2` by rule. Paper <-> torchvision <-> shape
 at 224 (50-layer column of Table 1):
 
     paper (Table 1)                 layers here                             output at 224
@@ -32,10 +33,10 @@ at 224 (50-layer column of Table 1):
     1000-d fc                       fc (float32)                             num_classes
 
 Inside a unit `layerS.U` (bottleneck): `conv1` 1x1, `bn1`, `relu1`, `conv2` 3x3 (the unit's stride,
-`groups` for ResNeXt), `bn2`, `relu2`, `conv3` 1x1, `bn3`, then `add` of the shortcut (`downsample.0`
-conv and `downsample.1` BN where the shape changes) and the unit's ReLU named `layerS.U`. A basic
-block has `conv1`/`bn1`/`relu1`/`conv2`/`bn2`. `layer1` ... `layer4` name each stage's output.
-Endpoints: `relu`, `maxpool`, every unit, `layer1` ... `layer4`, `avgpool`, `fc`.
+`groups` for ResNeXt), `bn2`, `relu2`, `conv3` 1x1, `bn3`, then `add` of the shortcut
+(`downsample.0` conv and `downsample.1` BN where the shape changes) and the unit's ReLU named
+`layerS.U`. A basic block has `conv1`/`bn1`/`relu1`/`conv2`/`bn2`. `layer1` ... `layer4` name each
+stage's output. Endpoints: `relu`, `maxpool`, every unit, `layer1` ... `layer4`, `avgpool`, `fc`.
 
 The nets come from one stage table (`TABLE_1`: block type and units per stage; stage widths
 64/128/256/512). ResNeXt (paper §3.3, Fig. 3c) is the bottleneck whose 3x3 is a grouped convolution:
@@ -45,8 +46,9 @@ width_per_group=d)` with (g, d) = (1, 64), (2, 40), (4, 24), (8, 14), (32, 4) (3
 96, 112, 128 in conv2_x, Table 2). `shortcuts=False` builds the paper's plain twins (§4.1, Fig. 3
 middle): the same stacks without shortcut additions or projections (`plain18`, `plain34`).
 
-Grouped convolutions: Keras' `Conv2D(groups=g)` runs on TF 2.21's CPU kernels with and without
-XLA (`jit_compile`), forward and backward, float32 and mixed_bfloat16 (tests/models/test_resnet.py).
+Grouped convolutions: Keras' `Conv2D(groups=g)` trains on TF 2.21's CPU kernels in float32 with
+and without XLA (`jit_compile`), and in mixed_bfloat16 (tests/models/test_resnet.py); no fallback
+is needed on this version.
 """
 
 from __future__ import annotations
@@ -118,7 +120,7 @@ def conv(x, filters: int, kernel_size: int, *, name: str, strides: int = 1, grou
 
 
 def unit_output(shortcut, residual, *, name: str, shortcuts: bool):
-  """ReLU(shortcut + residual), or ReLU(residual) in a plain net; the ReLU carries the unit's name."""
+  """ReLU(shortcut + residual), or ReLU(residual) in a plain net; the ReLU has the unit's name."""
   if shortcuts:
     residual = keras.layers.Add(name=f"{name}.add")([shortcut, residual])
   return keras.layers.ReLU(name=name)(residual)
@@ -301,9 +303,8 @@ def _builder(name: str, net: Net):
             groups: int = net.groups,
             width_per_group: int = net.width_per_group,
             shortcuts: bool = net.shortcuts) -> keras.Model:
-    del dropout_keep_prob  # torchvision's ResNets have no dropout.
-    if aux_logits:
-      raise ValueError(f"{name} has no auxiliary head; aux_logits must be False.")
+    # No aux head (create_model refuses aux_logits); torchvision has no dropout.
+    del aux_logits, dropout_keep_prob
     return resnet(inputs, name=name, block=net.block, units=units, widths=widths, groups=groups,
                   width_per_group=width_per_group, shortcuts=shortcuts, num_classes=num_classes,
                   include_top=include_top, pooling=pooling, batch_norm=batch_norm)

@@ -36,11 +36,12 @@ truncated to 0.1M, not rounded). "Same complexity, different cardinality"
 (Table 3's idea at CIFAR scale) is a change of `cardinality` and `bottleneck_width`, and `units` /
 `widths` / `stem_width` scale the template down (e.g. Fashion-MNIST studies).
 
-Inputs: the papers subtract the per-pixel mean (ResNet §4.2); the data pipeline here scales images to
-[-1, 1] ("inception" preprocessing), an affine map that the batch norm after `conv1` absorbs up to
-its per-channel statistics. Evaluation uses the whole image (crop fraction 1.0). Training recipe of
-§4.2 (for experiments): SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided by 10 at 32k
-and 48k iterations, 4-pixel padding + random 32x32 crop + horizontal flip.
+Inputs: instead of the paper's per-pixel mean subtraction (ResNet §4.2), the data pipeline here
+scales images to [-1, 1] ("inception" preprocessing); both centre the input, and the batch norm
+after `conv1` normalises the first layer's responses either way. Evaluation uses the whole image
+(crop fraction 1.0). Training recipe of §4.2 (for experiments): SGD momentum 0.9, weight decay
+1e-4, batch 128, lr 0.1 divided by 10 at 32k and 48k iterations, 4-pixel padding + random 32x32
+crop + horizontal flip.
 """
 
 from __future__ import annotations
@@ -165,9 +166,8 @@ def _cifar_builder(name: str, n: int, shortcuts: bool):
             dropout_keep_prob: float,
             batch_norm: layers.BatchNorm,
             shortcut: str = "A") -> keras.Model:
-    del dropout_keep_prob  # §4.2: no dropout.
-    if aux_logits:
-      raise ValueError(f"{name} has no auxiliary head; aux_logits must be False.")
+    # No aux head (create_model refuses aux_logits); no dropout in the papers.
+    del aux_logits, dropout_keep_prob
     return cifar_resnet(inputs, name=name, n=n, shortcuts=shortcuts, shortcut=shortcut,
                         num_classes=num_classes, include_top=include_top, pooling=pooling,
                         batch_norm=batch_norm)
@@ -213,7 +213,7 @@ def resnext_cifar(inputs,
   Args:
     inputs: a `keras.Input` [H, W, C].
     num_classes, include_top, pooling, batch_norm: see `create_model`.
-    aux_logits: must be False (no auxiliary head).
+    aux_logits: always False here (create_model refuses it: no auxiliary head).
     dropout_keep_prob: ignored (the paper uses no dropout).
     cardinality: C, the groups of every 3x3 convolution.
     bottleneck_width: d, channels per group in the first stage (doubled at every stage).
@@ -224,9 +224,8 @@ def resnext_cifar(inputs,
   Returns:
     A functional `keras.Model` named "resnext_cifar".
   """
-  del dropout_keep_prob
-  if aux_logits:
-    raise ValueError("resnext_cifar has no auxiliary head; aux_logits must be False.")
+  # No aux head (create_model refuses aux_logits); no dropout in the papers.
+  del aux_logits, dropout_keep_prob
   units, widths = tuple(units), tuple(widths)
   resnet.check_options(units, widths, cardinality, bottleneck_width, True,
                        block=resnet.BOTTLENECK, stages=len(units))

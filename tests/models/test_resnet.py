@@ -1,4 +1,4 @@
-"""torchvision-layout ResNet / ResNeXt: the real torchvision networks' outputs, counts, options, XLA.
+"""torchvision-layout ResNet / ResNeXt: the real torchvision nets' outputs, counts, options, XLA.
 
 References: ../shared/torch_references holds the logits and pooled features of torchvision's own
 eight networks (torch 2.14) on a real photo and on noise, with the exact state_dicts they came from
