@@ -76,8 +76,8 @@ class Net:
   shortcuts: bool = True
 
 
-# ResNet paper Table 1 (18 ... 152 layers), torchvision's ResNeXt-50/101 (ResNeXt paper Table 1 and
-# §5.1: 101 layers with 32x4d; torchvision adds 32x8d and 64x4d), the plain nets of §4.1.
+# ResNet paper Table 1 (18 ... 152 layers); torchvision's ResNeXt-50 32x4d (ResNeXt paper Table 1),
+# ResNeXt-101 64x4d (its Table 5) and 32x8d (torchvision's own); the plain nets of ResNet §4.1.
 TABLE_1 = {
     "resnet18": Net(BASIC, (2, 2, 2, 2)),
     "resnet34": Net(BASIC, (3, 4, 6, 3)),
