@@ -206,7 +206,7 @@ def test_converter_cli_end_to_end(tmp_path):
   done = _convert("--model=resnet18", f"--checkpoint={checkpoint}", f"--output={output}")
   assert done.returncode == 0, done.stderr
   assert "1000 classes; its 102 weights equal the state_dict's tensors" in done.stdout
-  assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")] == []
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["resnet18.keras", "resnet18.safetensors"]
   model = keras.saving.load_model(output)
   reference = np.load(TORCH_REFERENCES / "resnet18.npz")
   logits = model(reference["input"], training=False)["logits"].numpy()
@@ -215,7 +215,7 @@ def test_converter_cli_end_to_end(tmp_path):
 
   written = output.read_bytes()
   refused = _convert("--model=resnet18", f"--checkpoint={checkpoint}", f"--output={output}")
-  assert refused.returncode != 0 and "exists; pass --overwrite" in refused.stderr
+  assert refused.returncode == 1 and "exists; pass overwrite=True (--overwrite)" in refused.stderr
   assert output.read_bytes() == written
 
 

@@ -44,8 +44,6 @@ def main(argv):
     options = parse_model_options(_MODEL_OPTIONS.value)
   except ValueError as error:
     raise app.UsageError(f"--model_options: {error}") from error
-  if os.path.exists(_OUTPUT.value) and not _OVERWRITE.value:
-    raise app.UsageError(f"--output={_OUTPUT.value} exists; pass --overwrite to replace it.")
   try:
     report = torch_checkpoints.convert_torch_checkpoint(
         _MODEL.value, _CHECKPOINT.value, _OUTPUT.value, num_classes=_NUM_CLASSES.value,

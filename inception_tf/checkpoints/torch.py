@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import uuid
 from typing import Callable, Iterable, Mapping
 
 import keras
 import numpy as np
 
+from inception_tf import atomic
 from inception_tf.models import registry
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
@@ -367,11 +367,12 @@ def convert_torch_checkpoint(model_name: str,
   2. loads the state_dict by name (`load_torch_checkpoint`: every weight present and of its shape,
      no entry left over),
   3. checks every model weight, converted back to torch layout, equals its tensor in the file,
-  4. saves to a temporary file beside `output`, reloads it (no custom objects) and repeats the check
-     on the reloaded model, and only then renames it to `output`.
+  4. saves to a temporary sibling of `output` (`inception_tf.atomic.output_file`), reloads it (no
+     custom objects), repeats the check on the reloaded model, and only then renames it to `output`.
 
   Raises:
-    ValueError: unknown model, output not a `.keras` file, or an existing output without overwrite.
+    ValueError: unknown model or output not a `.keras` file.
+    inception_tf.atomic.OutputExistsError: `output` exists and overwrite is False.
     FileNotFoundError, ImportError: see `read_torch_state_dict`.
     TorchCheckpointMismatch: the state_dict does not hold this network (nothing is written).
   """
@@ -379,8 +380,7 @@ def convert_torch_checkpoint(model_name: str,
   output = os.fspath(output)
   if not output.endswith(".keras"):
     raise ValueError(f"output must be a `.keras` file, got {output!r}.")
-  if os.path.exists(output) and not overwrite:
-    raise ValueError(f"{output!r} exists; pass overwrite=True (--overwrite) to replace it.")
+  atomic.check_writable(output, overwrite=overwrite)  # also removes a killed conversion's leftovers
   state = read_torch_state_dict(checkpoint)
   classifier = state.get(f"{prefix}fc.weight")
   if num_classes is None and classifier is not None and classifier.ndim == 2:
@@ -391,17 +391,12 @@ def convert_torch_checkpoint(model_name: str,
   source = repr(os.fspath(checkpoint))
   _require_equal(model, state, prefix, f"The converted model differs from {source}")
 
-  directory = os.path.dirname(os.path.abspath(output))
-  os.makedirs(directory, exist_ok=True)
-  temporary = os.path.join(directory, f".tmp-{uuid.uuid4().hex}-{os.path.basename(output)}")
-  try:
-    model.save(temporary)
+  def verify(temporary: str) -> None:
     reloaded = keras.models.load_model(temporary, compile=False)
     _require_equal(reloaded, state, prefix, f"The reloaded {temporary!r} differs from {source}")
-    os.replace(temporary, output)
-  finally:
-    if os.path.exists(temporary):
-      os.remove(temporary)
+
+  with atomic.output_file(output, overwrite=overwrite, verify=verify) as temporary:
+    model.save(temporary)
   return TorchConversionReport(output=output, model=model_name,
                                num_classes=int(model.output["logits"].shape[-1]),
                                tensors=len(report.loaded))
