@@ -35,6 +35,9 @@ _IS_SPLITS = flags.DEFINE_integer("is_splits", 10, "Inception Score splits.")
 _KID_SUBSETS = flags.DEFINE_integer("kid_subsets", 100, "KID: number of subsets.")
 _KID_SUBSET_SIZE = flags.DEFINE_integer("kid_subset_size", 1000,
                                         "KID: images per subset (at most the smaller folder).")
+_FID_METHOD = flags.DEFINE_enum("fid_method", "sqrtm", ["sqrtm", "eigh"],
+                                "Matrix square root of the FID: scipy's sqrtm (TTUR, pytorch-fid) "
+                                "or symmetric eigendecompositions (same value, faster).")
 _STRATEGY = flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "tpu"],
                               "tf.distribute strategy of the feature extraction.")
 _TPU = flags.DEFINE_string("tpu", None, "TPU name or address with --strategy=tpu.")
@@ -96,7 +99,8 @@ def main(argv):
         sources[0], sources[1] if len(sources) > 1 else None, model,
         inception_score=_IS.value, kid=_KID.value, batch_size=_BATCH.value, strategy=strategy,
         save_stats=_SAVE_STATS.value, is_splits=_IS_SPLITS.value, kid_subsets=_KID_SUBSETS.value,
-        kid_subset_size=_KID_SUBSET_SIZE.value, progress=_progress, warn=_warn)
+        kid_subset_size=_KID_SUBSET_SIZE.value, fid_method=_FID_METHOD.value,
+        progress=_progress, warn=_warn)
   except (ValueError, FileNotFoundError, ImportError) as error:
     sys.exit(f"error: {error}")
   for name, count in report.num_images.items():

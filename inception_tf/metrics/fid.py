@@ -87,6 +87,7 @@ def evaluate(source_a, source_b=None, model: keras.Model | None = None, *,
              save_stats: str | None = None, is_splits: int = scores.IS_SPLITS,
              kid_subsets: int = scores.KID_SUBSETS,
              kid_subset_size: int = scores.KID_SUBSET_SIZE,
+             fid_method: str = "sqrtm",
              progress: Callable[[str, int, float], None] | None = None,
              warn: Callable[[str], None] | None = None) -> MetricsReport:
   """FID between `source_a` and `source_b`; Inception Score of each image source; KID.
@@ -103,6 +104,7 @@ def evaluate(source_a, source_b=None, model: keras.Model | None = None, *,
     is_splits: Inception Score splits.
     kid_subsets: KID subsets.
     kid_subset_size: KID subset size (at most the smaller set).
+    fid_method: `frechet_distance`'s method: "sqrtm" (TTUR's / pytorch-fid's) or "eigh" (faster).
     progress: called as progress(name, images so far, seconds) during extraction ("A" / "B").
     warn: called with a line per skipped file.
 
@@ -148,7 +150,7 @@ def evaluate(source_a, source_b=None, model: keras.Model | None = None, *,
   if save_stats:
     statistics_lib.save_statistics(save_stats, *moments["A"], num_images=report.num_images["A"])
   if source_b is not None:
-    report.fid = statistics_lib.frechet_distance(*moments["A"], *moments["B"])
+    report.fid = statistics_lib.frechet_distance(*moments["A"], *moments["B"], method=fid_method)
   if kid:
     report.kid = scores.kernel_inception_distance(features["A"], features["B"],
                                                   num_subsets=kid_subsets,

@@ -134,17 +134,38 @@ def _sqrtm(matrix: np.ndarray) -> np.ndarray:
     return scipy.linalg.sqrtm(matrix)
 
 
-def frechet_distance(mu1, sigma1, mu2, sigma2, *, eps: float = SQRTM_EPS) -> float:
+def _trace_sqrt_product_eigh(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+  """tr((sigma1 sigma2)^(1/2)) = sum of sqrt(eig(R sigma2 R)), R = sigma1^(1/2) (both symmetric)."""
+  values, vectors = np.linalg.eigh(sigma1)
+  root = (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+  inner = root @ sigma2 @ root
+  # Rounding leaves tiny negative eigenvalues on a singular product: they are zeros.
+  return float(np.sqrt(np.clip(np.linalg.eigvalsh((inner + inner.T) / 2.0), 0.0, None)).sum())
+
+
+FRECHET_METHODS = ("sqrtm", "eigh")
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2, *, eps: float = SQRTM_EPS,
+                     method: str = "sqrtm") -> float:
   """Frechet distance between N(mu1, sigma1) and N(mu2, sigma2), in float64.
 
-  d^2 = |mu1 - mu2|^2 + tr(sigma1) + tr(sigma2) - 2 tr((sigma1 sigma2)^(1/2)), with the matrix
-  square root of `scipy.linalg.sqrtm` as in TTUR and pytorch-fid. When the product is singular
-  and the root is not finite, `eps` is added to both diagonals and the root taken again; a
-  complex root whose diagonal has imaginary parts beyond 1e-3 raises, smaller ones are dropped.
+  d^2 = |mu1 - mu2|^2 + tr(sigma1) + tr(sigma2) - 2 tr((sigma1 sigma2)^(1/2)).
+
+  method="sqrtm" (default) takes the matrix square root with `scipy.linalg.sqrtm`, as TTUR and
+  pytorch-fid: when the product is singular and the root is not finite, `eps` is added to both
+  diagonals and the root taken again; a complex root whose diagonal has imaginary parts beyond
+  1e-3 raises, smaller ones are dropped. method="eigh" computes the same trace from symmetric
+  eigendecompositions (sigma1 sigma2 is similar to R sigma2 R with R = sigma1^(1/2), whose
+  eigenvalues are real and >= 0): 3.5x faster at d = 2048 on one core here (18 s vs 64 s while
+  the machine was loaded) and equal to sqrtm's value to ~1e-15 relative on well-conditioned
+  statistics (tests); it needs no eps retry.
 
   Raises:
-    ValueError: mismatched shapes, or a numerically complex square root.
+    ValueError: mismatched shapes, an unknown method, or (sqrtm) a numerically complex root.
   """
+  if method not in FRECHET_METHODS:
+    raise ValueError(f"method must be one of {FRECHET_METHODS}, got {method!r}.")
   mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
   sigma1 = np.atleast_2d(np.asarray(sigma1, np.float64))
   sigma2 = np.atleast_2d(np.asarray(sigma2, np.float64))
@@ -153,14 +174,19 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, *, eps: float = SQRTM_EPS) -> flo
                      f"{sigma1.shape} vs {sigma2.shape}.")
   _check_statistics(mu1, sigma1, "first statistics")
   diff = mu1 - mu2
-  covmean = _sqrtm(sigma1 @ sigma2)
-  if not np.isfinite(covmean).all():
-    offset = np.eye(sigma1.shape[0]) * eps
-    covmean = _sqrtm((sigma1 + offset) @ (sigma2 + offset))
-  if np.iscomplexobj(covmean):
-    largest = np.max(np.abs(np.diagonal(covmean).imag))
-    if largest > 1e-3:
-      raise ValueError(f"The matrix square root has imaginary diagonal entries up to {largest}: "
-                       "the covariances are not positive semi-definite (too few images?).")
-    covmean = covmean.real
-  return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+  if method == "eigh":
+    trace_covmean = _trace_sqrt_product_eigh(sigma1, sigma2)
+  else:
+    covmean = _sqrtm(sigma1 @ sigma2)
+    if not np.isfinite(covmean).all():
+      offset = np.eye(sigma1.shape[0]) * eps
+      covmean = _sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    if np.iscomplexobj(covmean):
+      largest = np.max(np.abs(np.diagonal(covmean).imag))
+      if largest > 1e-3:
+        raise ValueError(f"The matrix square root has imaginary diagonal entries up to {largest}: "
+                         "the covariances are not positive semi-definite (too few images?); "
+                         "method='eigh' treats such tiny negative eigenvalues as zeros.")
+      covmean = covmean.real
+    trace_covmean = float(np.trace(covmean))
+  return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_covmean)

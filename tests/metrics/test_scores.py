@@ -19,8 +19,9 @@ def _closed_form(mu1, a, mu2, b):
   return float(np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2))
 
 
+@pytest.mark.parametrize("method", statistics.FRECHET_METHODS)
 @pytest.mark.parametrize("rotated", [False, True], ids=["diagonal", "commuting"])
-def test_frechet_distance_equals_the_closed_form(rotated):
+def test_frechet_distance_equals_the_closed_form(rotated, method):
   rng = np.random.default_rng(0)
   d = 128
   mu1, mu2 = rng.normal(size=d), rng.normal(size=d) + 0.5
@@ -28,18 +29,32 @@ def test_frechet_distance_equals_the_closed_form(rotated):
   q = _orthogonal(d, rng) if rotated else np.eye(d)
   sigma1, sigma2 = (q * a) @ q.T, (q * b) @ q.T
   expected = _closed_form(mu1, a, mu2, b)
-  assert statistics.frechet_distance(mu1, sigma1, mu2, sigma2) == pytest.approx(expected, rel=1e-6)
+  assert statistics.frechet_distance(mu1, sigma1, mu2, sigma2, method=method) == pytest.approx(
+      expected, rel=1e-6)
 
 
-def test_frechet_distance_is_symmetric_and_zero_on_itself():
+@pytest.mark.parametrize("method", statistics.FRECHET_METHODS)
+def test_frechet_distance_is_symmetric_and_zero_on_itself(method):
   rng = np.random.default_rng(1)
   x, y = rng.gamma(2.0, size=(600, 32)), rng.gamma(2.5, size=(500, 32))
   mu_x, sigma_x = x.mean(0), np.cov(x, rowvar=False)
   mu_y, sigma_y = y.mean(0), np.cov(y, rowvar=False)
-  d_xy = statistics.frechet_distance(mu_x, sigma_x, mu_y, sigma_y)
+  d_xy = statistics.frechet_distance(mu_x, sigma_x, mu_y, sigma_y, method=method)
   assert d_xy > 1.0
-  assert statistics.frechet_distance(mu_y, sigma_y, mu_x, sigma_x) == pytest.approx(d_xy, rel=1e-9)
-  assert abs(statistics.frechet_distance(mu_x, sigma_x, mu_x, sigma_x)) < 1e-9 * np.trace(sigma_x)
+  assert statistics.frechet_distance(mu_y, sigma_y, mu_x, sigma_x,
+                                     method=method) == pytest.approx(d_xy, rel=1e-9)
+  assert abs(statistics.frechet_distance(mu_x, sigma_x, mu_x, sigma_x,
+                                         method=method)) < 1e-9 * np.trace(sigma_x)
+
+
+def test_frechet_methods_agree_on_sample_statistics():
+  rng = np.random.default_rng(6)
+  x, y = rng.gamma(2.0, size=(400, 256)), rng.gamma(2.1, size=(350, 256)) + 0.05
+  stats = (x.mean(0), np.cov(x, rowvar=False), y.mean(0), np.cov(y, rowvar=False))
+  assert statistics.frechet_distance(*stats, method="eigh") == pytest.approx(
+      statistics.frechet_distance(*stats, method="sqrtm"), rel=1e-9)
+  with pytest.raises(ValueError, match="method must be one of"):
+    statistics.frechet_distance(*stats, method="svd")
 
 
 def test_frechet_distance_retries_with_eps_when_the_root_is_not_finite(monkeypatch):
