@@ -117,8 +117,8 @@ def test_train_on_tpu_notebook_runs_on_cpu(tmp_path):
   assert results["eval"]["num_examples"] == 360
   assert _images(notebook) >= 1  # the loss / accuracy / learning-rate plot
   # The 12-crop report over every validation image (format_report's line), and the export.
-  report = re.search(r"^inception_v3@3(?: \(EMA\))? \| validation \| 12 crop\(s\) at \[75\] \| 360 examples \| "
-                     r"top-1 (\d+\.\d\d)% \(error (\d+\.\d\d)%\)", text, re.M)
+  report = re.search(r"^inception_v3@3(?: \(EMA\))? \| validation \| 12 crop\(s\) at \[75\] \| "
+                     r"360 examples \| top-1 (\d+\.\d\d)% \(error (\d+\.\d\d)%\)", text, re.M)
   assert report, text[-3000:]
   assert float(report.group(1)) + float(report.group(2)) == pytest.approx(100.0, abs=0.011)
   assert os.path.isdir(tmp_path / "export" / "saved_model")
