@@ -266,3 +266,42 @@ def test_real_dataset_feeds_the_pipeline(real_build):
   assert float(tf.reduce_min(batch["images"])) >= -1.0 and float(tf.reduce_max(
       batch["images"])) <= 1.0
   assert set(batch["labels"].numpy()) <= set(range(1, 11))
+
+
+# ------------------------------------------------------------------------------------------------
+# The reproduction driver's Fashion-MNIST input (experiments/reproductions/run.py).
+
+
+def test_reproduction_input_resumes_exactly_and_evaluates_whole_images(small_fashion,
+                                                                        tmp_path_factory):
+  """Training batches are a function of (seed, step): a stream resumed at batch k equals the
+  uninterrupted one from k on; crops and flips differ between examples; evaluation sees each test
+  image once, whole (28x28 resized to 32x32, no crop)."""
+  sys.path.insert(0, os.path.join(REPO, "experiments", "reproductions"))
+  try:
+    import run  # pylint: disable=import-outside-toplevel
+  finally:
+    sys.path.pop(0)
+  source, arrays = small_fashion
+  output = str(tmp_path_factory.mktemp("records"))
+  builder.build_fashion_mnist(output, str(source), num_shards=2, progress=False)
+  config = run.study_runs("residual_fashion", seeds=[3], quick=False, fashion_dir=output)[0][1]
+  config = config.replace(train_batch_size=4, eval_batch_size=4)
+  datasets = run.fashion_datasets(config, image_size=32)
+  assert datasets.num_train_examples == 12 and datasets.num_eval_examples == 5
+  stream = [b["images"].numpy() for b in datasets.train_fn(None, 0).take(7)]
+  resumed = [b["images"].numpy() for b in datasets.train_fn(None, 4).take(3)]
+  for a, b in zip(stream[4:], resumed):
+    np.testing.assert_array_equal(a, b)
+  images = np.concatenate(stream)
+  assert images.shape == (28, 32, 32, 3) and images.min() >= -1.0 and images.max() <= 1.0
+  # 28 draws from 12 random-pixel images: repeats of an image mostly differ by their crop or flip
+  # (9 x 9 offsets x 2 flips: two draws of one image coincide with probability 1/162).
+  assert len({im.tobytes() for im in images}) >= len(images) - 2
+  test_images = arrays["t10k"][0]
+  whole = data.preprocess_for_eval(np.repeat(test_images[0][..., None], 3, -1), 32, 32,
+                                   central_fraction=None).numpy()
+  evaluated = [(b["images"].numpy(), b["mask"].numpy()) for b in datasets.eval_fn(None)]
+  kept = np.concatenate([im[mask > 0] for im, mask in evaluated])
+  assert len(kept) == 5
+  assert min(np.abs(im - whole).max() for im in kept) < 1e-6  # the first test image, whole
