@@ -40,10 +40,19 @@ class FileResult:
 
 
 def _short_message(error: tf.errors.OpError) -> str:
-  """The first line of a TF error without its graph-node suffix."""
-  text = (error.message or str(error)).strip().splitlines()[0]
-  text = re.sub(r"\s*\[\[\{\{node .*$", "", text)
-  text = re.sub(r"^(assertion failed: )?\[?(.*?)\]?$", r"\2", text)
+  """The reason a serving call rejected an image: the assertion's text without TF's graph context
+  ("Graph execution error", node names, stack notes), and without "Image <i> of the request"."""
+  text = error.message or str(error)
+  match = re.search(r"assertion failed: \[(.*?)\]\s*(\[\[|\n|$)", text, re.DOTALL)
+  if match:
+    text = match.group(1)
+  else:  # a decoder's own error: its last meaningful line
+    lines = [line.strip() for line in text.splitlines()
+             if line.strip() and not line.strip().startswith(("Graph execution error",
+                                                              "Detected at node", "<stack",
+                                                              "[[{{node"))]
+    text = lines[0] if lines else type(error).__name__
+  text = re.sub(r"\s*\[\[\{\{node .*$", "", text, flags=re.DOTALL)
   return re.sub(r"^Image \d+ of the request (is )?", "", text).strip()
 
 
@@ -102,7 +111,8 @@ class Classifier:
     """Top-k predictions of each encoded image (JPEG, PNG, GIF or BMP bytes)."""
     top_k = self.top_k if top_k is None else top_k
     if not 1 <= top_k <= self.top_k:
-      raise ValueError(f"top_k must be in [1, {self.top_k}] for {self.description}, got {top_k}.")
+      raise ValueError(f"--top_k={top_k}: {self.description} returns at most {self.top_k} "
+                       f"classes; use --top_k between 1 and {self.top_k}.")
     out = self._serve(tf.constant(list(images), tf.string))
     classes = np.asarray(out["classes"])
     probabilities = np.asarray(out["probabilities"])

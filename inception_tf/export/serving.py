@@ -251,7 +251,7 @@ class ServingModule(tf.Module):
       raise ValueError(f"The label map has {len(label_map)} classes but the model has "
                        f"{num_classes} logits.")
     if top_k < 1:
-      raise ValueError(f"top_k must be >= 1, got {top_k}.")
+      raise ValueError(f"--top_k={top_k} must be >= 1.")
     if not 0.0 < crop_fraction <= 1.0:
       raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}.")
     if max_pixels < image_size * image_size:
