@@ -28,6 +28,7 @@ from absl import flags  # noqa: E402
 _WEIGHTS = flags.DEFINE_string("weights", None, "classify_image_graph_def.pb, or pytorch-fid's "
                                "pt_inception-2015-12-05 state_dict (.safetensors / .pth).")
 _SAVE_STATS = flags.DEFINE_string("save_stats", None, "Write A's statistics to this .npz file.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --save_stats file.")
 _IS = flags.DEFINE_bool("inception_score", False, "Also print the Inception Score of each folder.")
 _KID = flags.DEFINE_bool("kid", False, "Also print KID between the two folders.")
 _BATCH = flags.DEFINE_integer("batch_size", 50, "Images per global batch.")
@@ -98,7 +99,8 @@ def main(argv):
     report = metrics.evaluate(
         sources[0], sources[1] if len(sources) > 1 else None, model,
         inception_score=_IS.value, kid=_KID.value, batch_size=_BATCH.value, strategy=strategy,
-        save_stats=_SAVE_STATS.value, is_splits=_IS_SPLITS.value, kid_subsets=_KID_SUBSETS.value,
+        save_stats=_SAVE_STATS.value, overwrite=_OVERWRITE.value, is_splits=_IS_SPLITS.value,
+        kid_subsets=_KID_SUBSETS.value,
         kid_subset_size=_KID_SUBSET_SIZE.value, fid_method=_FID_METHOD.value,
         progress=_progress, warn=_warn)
   except (ValueError, FileNotFoundError, ImportError) as error:

@@ -1,4 +1,4 @@
-"""The 2015-12-05 Inception graph (`classify_image_graph_def.pb`) -> `fid_inception_v3`, by node name.
+"""`classify_image_graph_def.pb` (the 2015-12-05 Inception graph) -> `fid_inception_v3` by name.
 
 The graph TTUR's FID code, OpenAI's Inception Score code and clean-fid's legacy mode run is a frozen
 TF1 GraphDef: every weight is a `Const` node. `load_inception_graphdef(model, path)` parses the file

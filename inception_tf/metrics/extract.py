@@ -77,8 +77,8 @@ def _check_array(images) -> np.ndarray:
   if images.dtype.kind == "f":
     top = float(images.max())
     if 0.0 < top <= 1.0:
-      raise ValueError(f"Float images must hold values in [0, 255] (the graph's range); these reach "
-                       f"only {top:.3g}: multiply [0, 1] images by 255.")
+      raise ValueError(f"Float images must hold values in [0, 255] (the graph's range); these "
+                       f"reach only {top:.3g}: multiply [0, 1] images by 255.")
   elif images.dtype != np.uint8:
     raise ValueError(f"Image arrays must be uint8 or float in [0, 255]; got dtype {images.dtype}.")
   return images

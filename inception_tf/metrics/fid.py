@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from inception_tf import atomic
 from inception_tf.checkpoints import inception_graphdef
 from inception_tf.checkpoints import torch as torch_checkpoints
 from inception_tf.metrics import extract
@@ -84,7 +85,8 @@ def evaluate(source_a, source_b=None, model: keras.Model | None = None, *,
              inception_score: bool = False, kid: bool = False,
              batch_size: int = extract.DEFAULT_BATCH_SIZE,
              strategy: tf.distribute.Strategy | None = None,
-             save_stats: str | None = None, is_splits: int = scores.IS_SPLITS,
+             save_stats: str | None = None, overwrite: bool = False,
+             is_splits: int = scores.IS_SPLITS,
              kid_subsets: int = scores.KID_SUBSETS,
              kid_subset_size: int = scores.KID_SUBSET_SIZE,
              fid_method: str = "sqrtm",
@@ -100,7 +102,9 @@ def evaluate(source_a, source_b=None, model: keras.Model | None = None, *,
     kid: compute KID between A and B (both must be images).
     batch_size: global batch size of the extraction.
     strategy: a `tf.distribute.Strategy` (default: the current one).
-    save_stats: write A's statistics to this `.npz` (A must be images).
+    save_stats: write A's statistics to this `.npz` (A must be images); checked before the
+      extraction starts.
+    overwrite: replace an existing `save_stats` file.
     is_splits: Inception Score splits.
     kid_subsets: KID subsets.
     kid_subset_size: KID subset size (at most the smaller set).
@@ -114,6 +118,7 @@ def evaluate(source_a, source_b=None, model: keras.Model | None = None, *,
   Raises:
     ValueError: a metric that needs images given a statistics file, nothing to compute, or
       errors of the extraction / loaders.
+    atomic.OutputExistsError: `save_stats` exists and `overwrite` is False.
   """
   sources = {"A": source_a} if source_b is None else {"A": source_a, "B": source_b}
   stats_only = [name for name, s in sources.items() if is_statistics_file(s)]
@@ -130,6 +135,8 @@ def evaluate(source_a, source_b=None, model: keras.Model | None = None, *,
                      "inception_score for one.")
   if model is None and len(stats_only) < len(sources):
     raise ValueError("Image sources need the FID network: pass model=load_fid_model(weights).")
+  if save_stats:
+    atomic.check_writable(save_stats, overwrite=overwrite)  # before hours of extraction
   report = MetricsReport()
   moments, features = {}, {}
   for name, source in sources.items():
@@ -148,7 +155,8 @@ def evaluate(source_a, source_b=None, model: keras.Model | None = None, *,
       report.inception_score[name] = scores.inception_score(activations.logits_unbiased,
                                                             splits=is_splits)
   if save_stats:
-    statistics_lib.save_statistics(save_stats, *moments["A"], num_images=report.num_images["A"])
+    statistics_lib.save_statistics(save_stats, *moments["A"], num_images=report.num_images["A"],
+                                   overwrite=overwrite)
   if source_b is not None:
     report.fid = statistics_lib.frechet_distance(*moments["A"], *moments["B"], method=fid_method)
   if kid:
@@ -164,6 +172,6 @@ def fid(source_a, source_b, model: keras.Model | None = None, **kwargs) -> float
 
 
 def activation_statistics(source, model: keras.Model, **kwargs) -> tuple[np.ndarray, np.ndarray]:
-  """(mu, sigma) of an image source's pool_3 features (float64); options of `compute_activations`."""
+  """(mu, sigma) of a source's pool_3 features (float64); options of `compute_activations`."""
   activations = extract.compute_activations(source, model, **kwargs)
   return activations.statistics.mu, activations.statistics.sigma

@@ -1,12 +1,12 @@
 """The input side of the 2015-12-05 Inception graph, outside the graph: resize, then scale.
 
 The graph receives images of any size with values in [0, 255] and runs, before its first
-convolution, `ResizeBilinear` to 299 x 299 with `align_corners=False` and no half-pixel centres (TF1's
-`tf.image.resize_bilinear`; TF2's `tf.image.resize` samples at half-pixel centres and gives other
-pixels), then `Sub` 128 and `Mul` 1/128, i.e. (x - 128) / 128 (exact in float32: 1/128 is a power of
-two). Published FIDs depend on this resize: another interpolation moves FID noticeably. The resize is
-`inception_tf.data.preprocessing.resize_bilinear_tf1`, applied to the float [0, 255] values (an
-image already 299 x 299 passes through unchanged).
+convolution, `ResizeBilinear` to 299 x 299 with `align_corners=False` and no half-pixel centres
+(TF1's `tf.image.resize_bilinear`; TF2's `tf.image.resize` samples at half-pixel centres and gives
+other pixels), then `Sub` 128 and `Mul` 1/128, i.e. (x - 128) / 128 (exact in float32: 1/128 is a
+power of two). Published FIDs depend on this resize: another interpolation moves FID noticeably.
+The resize is `inception_tf.data.preprocessing.resize_bilinear_tf1`, applied to the float [0, 255]
+values (an image already 299 x 299 passes through unchanged).
 """
 
 from __future__ import annotations

@@ -87,8 +87,8 @@ def kernel_inception_distance(features_a, features_b, *, num_subsets: int = KID_
     raise ValueError(f"Features must be [n, d] of equal d; got {a.shape} and {b.shape}.")
   if subset_size < 2 or subset_size > min(len(a), len(b)):
     raise ValueError(f"KID subset_size={subset_size} needs 2 <= subset_size <= the smaller set "
-                     f"({len(a)} and {len(b)} images); pass a smaller subset size (--kid_subset_size)"
-                     " or more images.")
+                     f"({len(a)} and {len(b)} images); pass a smaller subset size "
+                     "(--kid_subset_size) or more images.")
   if num_subsets < 1:
     raise ValueError(f"num_subsets must be >= 1, got {num_subsets}.")
   rng = np.random.default_rng(seed)

@@ -7,19 +7,23 @@ covariance is the unbiased one (divided by n - 1), as `np.cov` in TTUR's and pyt
 
 Statistics files are `.npz` archives holding `mu` ([d]) and `sigma` ([d, d]), the format TTUR's
 `fid.py` and pytorch-fid read and write (published reference statistics load as they are); ours
-add `num_images`. Writes go to a temporary sibling renamed into place, so a crash never leaves
-a truncated file under the final name.
+add `num_images`. Writes go through `inception_tf.atomic` (a temporary sibling, re-read, then
+renamed into place), so a crash never leaves a truncated file under the final name.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
-import uuid
 import warnings
+import zipfile
 
 import numpy as np
 import scipy.linalg
+import tensorflow as tf
+
+from inception_tf import atomic
 
 # pytorch-fid's / TTUR's offset for a singular sigma1 @ sigma2 product.
 SQRTM_EPS = 1e-6
@@ -78,10 +82,16 @@ class ActivationStatistics:
     return self.scatter / (self.count - 1)
 
 
-def save_statistics(path: str, mu, sigma, *, num_images: int | None = None) -> str:
+def save_statistics(path: str, mu, sigma, *, num_images: int | None = None,
+                    overwrite: bool = False) -> str:
   """Writes `mu`, `sigma` (and `num_images`) to an `.npz` file atomically; returns the path.
 
-  The format is TTUR's / pytorch-fid's: `np.load(path)["mu"]`, `["sigma"]`.
+  The format is TTUR's / pytorch-fid's: `np.load(path)["mu"]`, `["sigma"]`. The file appears only
+  complete and re-read (`inception_tf.atomic.output_file`); local paths or gs://.
+
+  Raises:
+    ValueError: a name not ending in .npz, or misshapen statistics.
+    atomic.OutputExistsError: `path` exists and `overwrite` is False.
   """
   path = os.fspath(path)
   if not path.endswith(".npz"):
@@ -90,34 +100,34 @@ def save_statistics(path: str, mu, sigma, *, num_images: int | None = None) -> s
   arrays = {"mu": mu, "sigma": sigma}
   if num_images is not None:
     arrays["num_images"] = np.asarray(num_images, np.int64)
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
-  try:
-    with open(tmp, "wb") as f:
-      np.savez(f, **arrays)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+
+  def verify(temporary):
+    loaded_mu, loaded_sigma = load_statistics(temporary)
+    if not (np.array_equal(loaded_mu, mu) and np.array_equal(loaded_sigma, sigma)):
+      raise ValueError(f"{temporary!r} does not read back as written.")
+
+  buffer = io.BytesIO()  # zipfile needs a seekable file; GFile streams are not
+  np.savez(buffer, **arrays)
+  with atomic.output_file(path, overwrite=overwrite, verify=verify) as temporary:
+    with tf.io.gfile.GFile(temporary, "wb") as f:
+      f.write(buffer.getvalue())
   return path
 
 
 def load_statistics(path: str) -> tuple[np.ndarray, np.ndarray]:
-  """(mu, sigma) in float64 from a TTUR / pytorch-fid `.npz` statistics file."""
+  """(mu, sigma) in float64 from a TTUR / pytorch-fid `.npz` statistics file (local or gs://)."""
   path = os.fspath(path)
-  if not os.path.exists(path):
+  if not tf.io.gfile.exists(path):
     raise FileNotFoundError(f"No statistics file {path!r}.")
   try:
-    with np.load(path) as data:
-      if "mu" not in data or "sigma" not in data:
-        raise ValueError(f"{path!r} has no 'mu' and 'sigma' arrays (found {sorted(data.files)}); "
-                         "statistics files are .npz archives as TTUR and pytorch-fid write them.")
-      mu, sigma = data["mu"], data["sigma"]
-  except (OSError, EOFError) as error:
+    with tf.io.gfile.GFile(path, "rb") as f, np.load(io.BytesIO(f.read())) as data:
+      arrays = {name: data[name] for name in data.files}
+  except (OSError, EOFError, ValueError, AttributeError, TypeError, zipfile.BadZipFile) as error:
     raise ValueError(f"{path!r} is not a readable .npz statistics file ({error}).") from error
+  if "mu" not in arrays or "sigma" not in arrays:
+    raise ValueError(f"{path!r} has no 'mu' and 'sigma' arrays (found {sorted(arrays)}); "
+                     "statistics files are .npz archives as TTUR and pytorch-fid write them.")
+  mu, sigma = arrays["mu"], arrays["sigma"]
   return _check_statistics(np.asarray(mu, np.float64), np.asarray(sigma, np.float64), path)
 
 

@@ -186,7 +186,7 @@ def _block_e(x, name: str, *, max_pool_branch: bool, batch_norm):
                 min_image_size=75,
                 has_aux_logits=False,
                 endpoints=ENDPOINTS,
-                preprocessing="fid",  # (x - 128) / 128 after TF1 bilinear resize: inception_tf.metrics
+                preprocessing="fid",  # TF1 bilinear resize, (x - 128) / 128: inception_tf.metrics
                 num_classes=NUM_CLASSES,
                 crop_fraction=1.0,  # the graph resizes the whole image
                 interpolation="bilinear",

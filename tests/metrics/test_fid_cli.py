@@ -1,4 +1,4 @@
-"""`tools/fid.py` end to end on folders of real photos with the FID network's weights (.safetensors).
+"""`tools/fid.py` end to end on folders of real photos with the FID network's weights.
 
 One run of the tool (each FID costs a 2048 x 2048 eigendecomposition: about a minute on this
 loaded 2-core machine); FID's symmetry and statistics-file sources are tested in test_extract.py.

@@ -1,4 +1,4 @@
-"""frechet_distance, streaming statistics, statistics files, Inception Score and KID (numpy only)."""
+"""frechet_distance, streaming statistics, statistics files, Inception Score and KID."""
 
 import os
 
@@ -15,7 +15,10 @@ def _orthogonal(d, rng):
 
 
 def _closed_form(mu1, a, mu2, b):
-  """d^2 between N(mu1, Q diag(a) Q^T) and N(mu2, Q diag(b) Q^T): |dmu|^2 + sum (sqrt a - sqrt b)^2."""
+  """d^2 between N(mu1, Q diag(a) Q^T) and N(mu2, Q diag(b) Q^T).
+
+  = |mu1 - mu2|^2 + sum (sqrt a - sqrt b)^2 (the covariances commute).
+  """
   return float(np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2))
 
 
@@ -99,8 +102,10 @@ def test_statistics_files_round_trip_in_the_ttur_format(tmp_path):
   rng = np.random.default_rng(3)
   mu, sigma = rng.normal(size=8), np.cov(rng.normal(size=(20, 8)), rowvar=False)
   path = str(tmp_path / "stats.npz")
-  (tmp_path / "stats.npz").write_bytes(b"old contents")  # replaced, not appended to
-  assert statistics.save_statistics(path, mu, sigma, num_images=20) == path
+  (tmp_path / "stats.npz").write_bytes(b"old contents")
+  with pytest.raises(FileExistsError, match="--overwrite"):
+    statistics.save_statistics(path, mu, sigma)
+  assert statistics.save_statistics(path, mu, sigma, num_images=20, overwrite=True) == path
   assert sorted(os.listdir(tmp_path)) == ["stats.npz"]  # no temporary file left behind
   with np.load(path) as data:  # what TTUR's / pytorch-fid's readers do
     np.testing.assert_array_equal(data["mu"], mu)
@@ -112,6 +117,9 @@ def test_statistics_files_round_trip_in_the_ttur_format(tmp_path):
   np.savez(tmp_path / "other.npz", mean=mu)
   with pytest.raises(ValueError, match="no 'mu' and 'sigma'"):
     statistics.load_statistics(str(tmp_path / "other.npz"))
+  (tmp_path / "broken.npz").write_bytes(b"PK not a zip")
+  with pytest.raises(ValueError, match="not a readable .npz"):
+    statistics.load_statistics(str(tmp_path / "broken.npz"))
   with pytest.raises(ValueError, match=r"end in \.npz"):
     statistics.save_statistics(str(tmp_path / "stats.txt"), mu, sigma)
 
