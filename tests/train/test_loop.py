@@ -6,6 +6,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import io  # noqa: E402
+import json  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -41,6 +42,30 @@ def _accuracy(model, datasets):
   return correct / count, count
 
 
+def _assert_tensorboard_events(model_dir, result):
+  """TensorBoard's own reader sees the logged scalars at their steps, the input images and the
+  final evaluation, with the values the run returned."""
+  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=import-outside-toplevel
+  from tensorboard.util import tensor_util  # pylint: disable=import-outside-toplevel
+
+  def series(directory, tag, plugin):
+    reader = event_accumulator.EventAccumulator(str(model_dir / directory),
+                                                size_guidance={"tensors": 0})
+    reader.Reload()
+    assert reader.SummaryMetadata(tag).plugin_data.plugin_name == plugin
+    return [(e.step, tensor_util.make_ndarray(e.tensor_proto)) for e in reader.Tensors(tag)]
+
+  losses = series("train", "loss", "scalars")
+  assert [step for step, _ in losses] == [4, 8, 12, 16]
+  history = {h["step"]: h["loss"] for h in result["history"]}
+  assert {step: float(v) for step, v in losses} == pytest.approx(history, rel=1e-6)
+  (step, images), = series("train", "input_images", "images")
+  assert step == 0 and images[:2].tolist() == [b"8", b"8"] and len(images) == 2 + 2  # 2 PNGs
+  assert all(png.startswith(b"\x89PNG") for png in images[2:])
+  top1 = series("eval", "top1", "scalars")
+  assert [(s, float(v)) for s, v in top1] == [(16, pytest.approx(result["eval"]["top1"]))]
+
+
 def test_eval_uses_ema_weights_and_restore_for_inference_loads_them(tmp_path):
   datasets = tiny.in_memory_datasets(global_batch=8, num_eval=37)
   stream = io.StringIO()
@@ -51,7 +76,12 @@ def test_eval_uses_ema_weights_and_restore_for_inference_loads_them(tmp_path):
   assert "Final evaluation at step 16 (EMA weights)" in log
   assert result["eval"]["num_examples"] == 37  # padded batches, each example counted once
   assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-16")
-  assert os.listdir(tmp_path / "train") and os.listdir(tmp_path / "eval")  # TensorBoard events
+  _assert_tensorboard_events(tmp_path, result)
+  with open(tmp_path / "config.json") as f:
+    run_config = json.load(f)
+  assert (run_config["model"], run_config["num_classes"], run_config["image_size"],
+          run_config["aux_logits"]) == ("tiny", tiny.NUM_CLASSES, 8, True)
+  assert run_config["label_map"] is None  # the in-memory data has no class names
 
   config = _tiny_config()
   ema_model = tiny.tiny_model_fn(config, tiny.NUM_CLASSES, 8)
