@@ -6,11 +6,11 @@ TF-slim writes a ResNet as a list of blocks (`nets/resnet_v1.py`):
 
 i.e. a row of the ResNet paper's Table 1 (He et al. 2015, arXiv:1512.03385): `num_units` bottleneck
 units of widths base_depth -> base_depth -> 4 x base_depth, the block's stride in its LAST unit
-(slim's choice; the paper subsamples in the first unit of the next stage; both give the same
-network, see `Block`). `STAGES` holds the units per block for the four depths slim publishes;
-`blocks(depth)` turns one row into the four `Block`s, and `stack_blocks_dense` builds them with any
-unit function (v1's `bottleneck_v1`, v2's `bottleneck_v2`), honouring slim's `output_stride` with
-atrous convolution exactly as slim's `resnet_utils.stack_blocks_dense`.
+(slim's choice; the paper subsamples in the first unit of the next stage, see `Block`). `STAGES`
+holds the units per block for the four depths slim publishes; `blocks(depth)` turns one row into
+the four `Block`s, and `stack_blocks_dense` builds them with any unit function (v1's
+`bottleneck_v1`, v2's `bottleneck_v2`), honouring slim's `output_stride` with atrous convolution
+exactly as slim's `resnet_utils.stack_blocks_dense`.
 
     depth   block1  block2  block3  block4   (units per block; widths 256 / 512 / 1024 / 2048)
     50      3       4       6       3        paper Table 1
@@ -18,7 +18,7 @@ atrous convolution exactly as slim's `resnet_utils.stack_blocks_dense`.
     152     3       8       36      3        paper Table 1
     200     3       24      36      3        Identity Mappings (arXiv:1603.05027) §4.3
 
-`register_family` registers `<prefix>_50` ... `<prefix>_200` for one generator, with the options
+`register_family` registers `<prefix>_50` ... `<prefix>_200` for one body, with the options
 slim's `resnet_v1_50(...)` / `resnet_v2_50(...)` take: `output_stride` and `global_pool`.
 """
 
@@ -56,9 +56,10 @@ MIN_IMAGE_SIZE = 32
 class Block:
   """One row of the stage table: slim's `resnet_v{1,2}_block(scope, base_depth, num_units, stride)`.
 
-  Every unit outputs 4 x base_depth channels through a base_depth-wide bottleneck; the block's stride
-  sits in the last unit. Striding the last unit of block k, as slim does, or the first unit of block
-  k+1, as the paper does, computes the same function: in between there is only that one unit.
+  Every unit outputs 4 x base_depth channels through a base_depth-wide bottleneck; the block's
+  stride sits in the last unit (in its 3x3 conv2 and its shortcut). The paper strides the first
+  unit of the next stage instead (slim's resnet_utils calls its own choice the more
+  memory-efficient one); the map sizes after each block are the same.
   """
 
   scope: str
@@ -115,6 +116,14 @@ def same_padding(x, kernel_size: int, stride: int, *, rate: int = 1, name: str):
   return x, "valid"
 
 
+def conv2d_same(x, filters: int, kernel_size: int, stride: int, *, rate: int = 1, name: str,
+                batch_norm: layers.BatchNorm):
+  """slim's `conv2d_same` under resnet_arg_scope: `same_padding`, then conv + BN + ReLU."""
+  x, padding = same_padding(x, kernel_size, stride, rate=rate, name=name)
+  return layers.conv_bn(x, filters, kernel_size, strides=stride, padding=padding,
+                        dilation_rate=rate, name=name, batch_norm=batch_norm)
+
+
 def subsample(x, stride: int, *, name: str):
   """slim's `subsample`: the input itself at stride 1, else a 1x1 max pool with that stride."""
   if stride == 1:
@@ -129,12 +138,12 @@ def check_output_stride(output_stride: int | None) -> None:
                      f"resolution ratio of block4), got {output_stride!r}.")
 
 
-# unit(x, depth, depth_bottleneck, stride, rate, name) -> the unit's output.
+# unit(x, depth, depth_bottleneck, stride, rate, *, name, batch_norm) -> the unit's output.
 UnitFn = Callable[..., object]
 
 
 def stack_blocks_dense(x, stage_blocks: tuple[Block, ...], unit: UnitFn, *, unit_scope: str,
-                       output_stride: int | None):
+                       output_stride: int | None, batch_norm: layers.BatchNorm):
   """slim's `stack_blocks_dense` after the root block (conv1 + pool1, stride 4).
 
   Once the network reaches the target `output_stride`, every further unit runs at stride 1 and its
@@ -144,9 +153,11 @@ def stack_blocks_dense(x, stage_blocks: tuple[Block, ...], unit: UnitFn, *, unit
   Args:
     x: pool1's output.
     stage_blocks: `blocks(depth)`.
-    unit: the unit function, called as `unit(x, depth, depth_bottleneck, stride, rate, name)`.
+    unit: the unit function, called as
+      `unit(x, depth, depth_bottleneck, stride, rate, name=..., batch_norm=batch_norm)`.
     unit_scope: "bottleneck_v1" or "bottleneck_v2" (the units' slim scope).
     output_stride: None, 4, 8, 16 or 32 (`check_output_stride`).
+    batch_norm: the network's batch-norm settings.
 
   Returns:
     block4's output; each block's output is the identity layer named after its scope.
@@ -157,10 +168,10 @@ def stack_blocks_dense(x, stage_blocks: tuple[Block, ...], unit: UnitFn, *, unit
   for block, names in zip(stage_blocks, unit_names(stage_blocks, unit_scope)):
     for stride, name in zip(block.unit_strides(), names):
       if target is not None and current_stride == target:
-        x = unit(x, block.depth, block.base_depth, 1, rate, name)
+        x = unit(x, block.depth, block.base_depth, 1, rate, name=name, batch_norm=batch_norm)
         rate *= stride
       else:
-        x = unit(x, block.depth, block.base_depth, stride, 1, name)
+        x = unit(x, block.depth, block.base_depth, stride, 1, name=name, batch_norm=batch_norm)
         current_stride *= stride
     x = layers.identity(x, name=block.scope)
   return x
@@ -186,14 +197,14 @@ def head(inputs, x, *, scope: str, num_classes: int, include_top: bool, pooling:
   return keras.Model(inputs, {"logits": x}, name=scope)
 
 
-def register_family(prefix: str, generator: Callable[..., keras.Model], *, unit_scope: str,
-                    before_head=(), **info) -> dict[int, Callable[..., keras.Model]]:
+def register_family(prefix: str, body: Callable, *, unit_scope: str, before_head=(),
+                    **info) -> dict[int, Callable[..., keras.Model]]:
   """Registers `<prefix>_<depth>` for every depth of `STAGES`; returns {depth: builder}.
 
   Args:
     prefix: "resnet_v1" or "resnet_v2" (slim's scope is `<prefix>_<depth>`).
-    generator: `generator(inputs, *, stage_blocks, scope, num_classes, include_top, pooling,
-      batch_norm, output_stride, global_pool)`, slim's `resnet_v1(...)` / `resnet_v2(...)`.
+    body: `body(inputs, *, stage_blocks, batch_norm, output_stride)` -> the features before the
+      head (slim's `resnet_v1(...)` / `resnet_v2(...)` up to `pool5`); the builder adds `head`.
     unit_scope: the units' slim scope ("bottleneck_v1" / "bottleneck_v2"), for the endpoints.
     before_head: endpoints between block4 and global_pool (v2: "postnorm").
     **info: the remaining `ModelInfo` fields, shared by the depths.
@@ -205,11 +216,11 @@ def register_family(prefix: str, generator: Callable[..., keras.Model], *, unit_
     builders[depth] = register_model(
         name, slim_scope=name,
         endpoints=endpoints(stage_blocks, unit_scope, before_head=before_head),
-        **info)(_builder(name, stage_blocks, generator))
+        **info)(_builder(name, stage_blocks, body))
   return builders
 
 
-def _builder(name: str, stage_blocks: tuple[Block, ...], generator) -> Callable[..., keras.Model]:
+def _builder(name: str, stage_blocks: tuple[Block, ...], body) -> Callable[..., keras.Model]:
   """The registry builder of one depth (its keyword-only options are the family options)."""
 
   def build(inputs,
@@ -227,9 +238,10 @@ def _builder(name: str, stage_blocks: tuple[Block, ...], generator) -> Callable[
       raise ValueError(f"{name} has no auxiliary head; aux_logits must be False.")
     if not isinstance(global_pool, bool):
       raise ValueError(f"global_pool must be True or False, got {global_pool!r}.")
-    return generator(inputs, stage_blocks=stage_blocks, scope=name, num_classes=num_classes,
-                     include_top=include_top, pooling=pooling, batch_norm=batch_norm,
-                     output_stride=output_stride, global_pool=global_pool)
+    features = body(inputs, stage_blocks=stage_blocks, batch_norm=batch_norm,
+                    output_stride=output_stride)
+    return head(inputs, features, scope=name, num_classes=num_classes, include_top=include_top,
+                pooling=pooling, global_pool=global_pool)
 
   build.__name__ = build.__qualname__ = name
   units = "/".join(str(b.num_units) for b in stage_blocks)
@@ -242,7 +254,7 @@ def _builder(name: str, stage_blocks: tuple[Block, ...], generator) -> Callable[
       "    dropout_keep_prob: unused (slim's ResNets have no dropout).\n"
       "    output_stride: None (32), 4, 8, 16 or 32: atrous convolution keeps block4 at\n"
       "      input / output_stride (slim's stack_blocks_dense).\n"
-      "    global_pool: True: logits [N, num_classes] from the global mean; False: a logits map.\n\n"
+      "    global_pool: True: logits [N, num_classes] from the global mean; False: a map.\n\n"
       "  Returns:\n"
       f"    A functional `keras.Model` named {name!r}.\n")
   return build

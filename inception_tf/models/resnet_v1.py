@@ -44,8 +44,6 @@ is 32, the total stride, so block4 is at least a full 1x1 cell.
 
 from __future__ import annotations
 
-import keras
-
 from inception_tf.models import layers
 from inception_tf.models import resnet_utils
 
@@ -74,57 +72,35 @@ def bottleneck_v1(x, depth: int, depth_bottleneck: int, stride: int, rate: int, 
     shortcut = layers.conv_bn(x, depth, 1, strides=stride, activation=False,
                               name=f"{name}.shortcut", batch_norm=batch_norm)
   residual = layers.conv_bn(x, depth_bottleneck, 1, name=f"{name}.conv1", batch_norm=batch_norm)
-  residual, padding = resnet_utils.same_padding(residual, 3, stride, rate=rate,
-                                                name=f"{name}.conv2")
-  residual = layers.conv_bn(residual, depth_bottleneck, 3, strides=stride, padding=padding,
-                            dilation_rate=rate, name=f"{name}.conv2", batch_norm=batch_norm)
+  residual = resnet_utils.conv2d_same(residual, depth_bottleneck, 3, stride, rate=rate,
+                                      name=f"{name}.conv2", batch_norm=batch_norm)
   residual = layers.conv_bn(residual, depth, 1, activation=False, name=f"{name}.conv3",
                             batch_norm=batch_norm)
   return layers.residual_add(shortcut, residual, scale=1.0, name=name)
 
 
-def resnet_v1(inputs,
-              *,
-              stage_blocks: tuple[resnet_utils.Block, ...],
-              scope: str,
-              num_classes: int,
-              include_top: bool,
-              pooling: str | None,
-              batch_norm: layers.BatchNorm,
-              output_stride: int | None,
-              global_pool: bool) -> keras.Model:
-  """slim's `resnet_v1(...)` generator: root block, the stage table's blocks, the head.
+def resnet_v1(inputs, *, stage_blocks: tuple[resnet_utils.Block, ...],
+              batch_norm: layers.BatchNorm, output_stride: int | None):
+  """slim's `resnet_v1(...)` up to the head: conv1, pool1 and the stage table's blocks.
 
   Args:
     inputs: a `keras.Input` [H, W, 3], VGG-preprocessed.
     stage_blocks: `resnet_utils.blocks(depth)`.
-    scope: the slim scope and model name, e.g. "resnet_v1_101".
-    num_classes: logits width (1000 for the published checkpoints).
-    include_top: with the classifier (`{"logits": ...}` output) or features only.
-    pooling: with include_top=False: None, "avg" or "max" (keras.applications semantics).
     batch_norm: slim's resnet_arg_scope batch norm (gamma, epsilon 1e-5, decay 0.997).
     output_stride: None, 4, 8, 16 or 32.
-    global_pool: the global mean before the logits (False: a logits map).
 
   Returns:
-    A functional `keras.Model` named `scope`.
+    block4's output (`resnet_utils.head` adds the classifier).
   """
-
-  def unit(x, depth, depth_bottleneck, stride, rate, name):
-    return bottleneck_v1(x, depth, depth_bottleneck, stride, rate, name=name,
-                         batch_norm=batch_norm)
-
   # 224 x 224 x 3
-  x, padding = resnet_utils.same_padding(inputs, 7, 2, name="conv1")
-  x = layers.conv_bn(x, 64, 7, strides=2, padding=padding, name="conv1", batch_norm=batch_norm)
+  x = resnet_utils.conv2d_same(inputs, 64, 7, 2, name="conv1", batch_norm=batch_norm)
   # 112 x 112 x 64
   x = layers.max_pool(x, 3, strides=2, padding="same", name="pool1")
   # 56 x 56 x 64
-  x = resnet_utils.stack_blocks_dense(x, stage_blocks, unit, unit_scope=UNIT_SCOPE,
-                                      output_stride=output_stride)
+  x = resnet_utils.stack_blocks_dense(x, stage_blocks, bottleneck_v1, unit_scope=UNIT_SCOPE,
+                                      output_stride=output_stride, batch_norm=batch_norm)
   # 7 x 7 x 2048 (224 / output_stride)
-  return resnet_utils.head(inputs, x, scope=scope, num_classes=num_classes,
-                           include_top=include_top, pooling=pooling, global_pool=global_pool)
+  return x
 
 
 BUILDERS = resnet_utils.register_family(

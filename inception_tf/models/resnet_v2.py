@@ -61,17 +61,8 @@ def bottleneck_v2(x, depth: int, depth_bottleneck: int, stride: int, rate: int, 
                   batch_norm: layers.BatchNorm):
   """slim's `bottleneck` (v2): shortcut + conv3(conv2(conv1(preact))), preact = ReLU(BN(x)).
 
-  Args:
-    x: the unit's input.
-    depth: output width (4 x depth_bottleneck).
-    depth_bottleneck: width of conv1 and conv2.
-    stride: the unit's stride, applied in conv2 (and the shortcut).
-    rate: conv2's atrous rate (> 1 only at stride 1, past the target output_stride).
-    name: the unit's slim scope, e.g. "block1.unit_1.bottleneck_v2"; its output layer has it.
-    batch_norm: the network's batch-norm settings.
-
-  Returns:
-    The unit's output (the Add layer named `name`).
+  The arguments are those of `resnet_v1.bottleneck_v1` (name: e.g. "block1.unit_1.bottleneck_v2").
+  Returns the unit's output: shortcut + conv3 with no ReLU, the Add layer named `name`.
   """
   preact = batch_norm_relu(x, name=f"{name}.preact", batch_norm=batch_norm)
   if x.shape[-1] == depth:
@@ -80,57 +71,35 @@ def bottleneck_v2(x, depth: int, depth_bottleneck: int, stride: int, rate: int, 
     shortcut = layers.conv_bias(preact, depth, 1, strides=stride, name=f"{name}.shortcut")
   residual = layers.conv_bn(preact, depth_bottleneck, 1, name=f"{name}.conv1",
                             batch_norm=batch_norm)
-  residual, padding = resnet_utils.same_padding(residual, 3, stride, rate=rate,
-                                                name=f"{name}.conv2")
-  residual = layers.conv_bn(residual, depth_bottleneck, 3, strides=stride, padding=padding,
-                            dilation_rate=rate, name=f"{name}.conv2", batch_norm=batch_norm)
+  residual = resnet_utils.conv2d_same(residual, depth_bottleneck, 3, stride, rate=rate,
+                                      name=f"{name}.conv2", batch_norm=batch_norm)
   residual = layers.conv_bias(residual, depth, 1, name=f"{name}.conv3")
   return keras.layers.Add(name=name)([shortcut, residual])
 
 
-def resnet_v2(inputs,
-              *,
-              stage_blocks: tuple[resnet_utils.Block, ...],
-              scope: str,
-              num_classes: int,
-              include_top: bool,
-              pooling: str | None,
-              batch_norm: layers.BatchNorm,
-              output_stride: int | None,
-              global_pool: bool) -> keras.Model:
-  """slim's `resnet_v2(...)` generator: root block, the stage table's blocks, postnorm, the head.
+def resnet_v2(inputs, *, stage_blocks: tuple[resnet_utils.Block, ...],
+              batch_norm: layers.BatchNorm, output_stride: int | None):
+  """slim's `resnet_v2(...)` up to the head: conv1, pool1, the stage table's blocks, postnorm.
 
   Args:
     inputs: a `keras.Input` [H, W, 3] in [-1, 1] (Inception preprocessing).
     stage_blocks: `resnet_utils.blocks(depth)`.
-    scope: the slim scope and model name, e.g. "resnet_v2_101".
-    num_classes: logits width (1001 for the published checkpoints).
-    include_top: with the classifier (`{"logits": ...}` output) or features (after postnorm) only.
-    pooling: with include_top=False: None, "avg" or "max" (keras.applications semantics).
     batch_norm: slim's resnet_arg_scope batch norm (gamma, epsilon 1e-5, decay 0.997).
     output_stride: None, 4, 8, 16 or 32.
-    global_pool: the global mean before the logits (False: a logits map).
 
   Returns:
-    A functional `keras.Model` named `scope`.
+    postnorm's output (`resnet_utils.head` adds the classifier).
   """
-
-  def unit(x, depth, depth_bottleneck, stride, rate, name):
-    return bottleneck_v2(x, depth, depth_bottleneck, stride, rate, name=name,
-                         batch_norm=batch_norm)
-
   # 299 x 299 x 3
   x, padding = resnet_utils.same_padding(inputs, 7, 2, name="conv1")
   x = layers.conv_bias(x, 64, 7, strides=2, padding=padding, name="conv1")
   # 150 x 150 x 64
   x = layers.max_pool(x, 3, strides=2, padding="same", name="pool1")
   # 75 x 75 x 64
-  x = resnet_utils.stack_blocks_dense(x, stage_blocks, unit, unit_scope=UNIT_SCOPE,
-                                      output_stride=output_stride)
+  x = resnet_utils.stack_blocks_dense(x, stage_blocks, bottleneck_v2, unit_scope=UNIT_SCOPE,
+                                      output_stride=output_stride, batch_norm=batch_norm)
   # 10 x 10 x 2048 (ceil(299 / output_stride))
-  x = batch_norm_relu(x, name="postnorm", batch_norm=batch_norm)
-  return resnet_utils.head(inputs, x, scope=scope, num_classes=num_classes,
-                           include_top=include_top, pooling=pooling, global_pool=global_pool)
+  return batch_norm_relu(x, name="postnorm", batch_norm=batch_norm)
 
 
 BUILDERS = resnet_utils.register_family(

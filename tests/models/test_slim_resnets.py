@@ -4,11 +4,11 @@ For every depth and version: the published variable list (tests/golden/<model>.v
 name and shape, the logits at `ModelInfo.num_classes`), then the real `tf_slim.nets.resnet_v1` /
 `resnet_v2` network (tf-slim 1.1.0 pip) with random weights and batch-norm statistics saved as a
 TF1 checkpoint, loaded with `load_slim_checkpoint`, and every endpoint slim records plus the logits
-compared within 1e-4 relative on a real photo and noise, at output_stride None (32) and 16. The
-50-layer nets are also compared at output_stride 8 with `global_pool=False` (logits as a map).
-Inputs are SIZE px: 64 -> 32 -> 16 -> 8 -> 4 -> 2, even at every stride-2 step, where slim's
-conv2d_same pads differently from 'SAME'. One test per network keeps each network built once per
-pytest-xdist worker (variables do not depend on the input size).
+compared within 1e-4 relative on a real photo and noise: 50 and 101 layers at output_stride None
+(32) and 16 (50 also at 8 with `global_pool=False`, logits as a map), 152 at 16, 200 at 32 (see
+`_variants`: the TF1 graphs of the deep nets are slow to build on 2 cores). Inputs are SIZE px:
+64 -> 32 -> 16 -> 8 -> 4 -> 2, even at every stride-2 step, where slim's conv2d_same pads
+differently from 'SAME'. One test per network, so that pytest-xdist builds each network once.
 """
 
 import keras
@@ -40,10 +40,20 @@ PARAMETERS = {
 
 
 def _variants(name):
-  """{label: net kwargs} run on slim and on ours: the default, output_stride 16, and for the
-  50-layer nets output_stride 8 with the logits as a spatial map."""
+  """{label: net kwargs} run on slim and on ours (the first one's model is checked for the layout:
+  output_stride and global_pool change no variable).
+
+  50 and 101 layers: the default (output_stride 32) and output_stride 16, and for 50 also
+  output_stride 8 with the logits as a spatial map. 152 and 200 layers, whose TF1 graphs take
+  the longest to build: once each, 152 at output_stride 16 and 200 at the default.
+  """
+  depth = int(name.rsplit("_", 1)[1])
+  if depth == 152:
+    return {"os16": {"output_stride": 16}}
+  if depth == 200:
+    return {"default": {}}
   variants = {"default": {}, "os16": {"output_stride": 16}}
-  if name.endswith("_50"):
+  if depth == 50:
     variants["os8_map"] = {"output_stride": 8, "global_pool": False}
   return variants
 
@@ -63,9 +73,10 @@ def test_layout_and_outputs_equal_slim(name, tmp_path):
   published = slim_parity.published_layout(name)
   assert slim_shapes == published  # the real slim network holds the published layout
   assert slim_parity.parameter_counts(published) == PARAMETERS[name]
-  for label, kwargs, (slim_logits, slim_end_points) in zip(variants, variants.values(), outputs):
+  for index, (label, kwargs) in enumerate(variants.items()):
+    slim_logits, slim_end_points = outputs[index]
     model = create_model(name, image_size=SIZE, **kwargs)
-    if label == "default":
+    if index == 0:
       ours = {n: tuple(v.shape) for n, v in naming.slim_variables(model).items()}
       assert ours == published
       assert model.count_params() == PARAMETERS[name][0]
