@@ -1,4 +1,4 @@
-"""inception_tf.atomic: outputs appear complete or not at all, locally and on a non-local filesystem.
+"""inception_tf.atomic: outputs appear complete or not at all, locally and on non-local storage.
 
 The non-local path is exercised on TensorFlow's in-memory `ram://` filesystem, which goes through
 the same `tf.io.gfile` calls as gs:// (no directory rename of ours, no fsync).
