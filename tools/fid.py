@@ -79,6 +79,9 @@ def main(argv):
   if not sources or len(sources) > 2:
     raise app.UsageError("Give A [B]: two folders or .npz statistics files (one with "
                          "--save_stats / --inception_score).")
+  if len(sources) == 1 and not (_SAVE_STATS.value or _IS.value):
+    raise app.UsageError("One source computes nothing: give B for FID, or --save_stats / "
+                         "--inception_score.")
   needs_model = any(not s.lower().endswith(".npz") for s in sources)
   if needs_model and not _WEIGHTS.value:
     raise app.UsageError("--weights is required for image folders: classify_image_graph_def.pb or "

@@ -5,10 +5,11 @@ A source is a folder of images (PNG / JPEG, searched recursively, sorted by path
 elements, or batches `[B, H, W, C]`, which are unbatched). Every image goes through the graph's
 front end (`frontend.preprocess`) in the input pipeline, then into fixed-size batches padded at the
 end with a mask, so every image counts exactly once with static shapes (TPUs); under a strategy
-the number of batches is also padded to a multiple of the replicas, so no worker runs out early.
+the number of batches is also padded to a multiple of the replicas (when the source's length is
+known: folders, arrays), so no worker runs out of batches before the others.
 
-A file of a folder that cannot be decoded is skipped (the pipeline drops its element) and named
-through `warn`; the extraction goes on.
+A file of a folder that cannot be decoded is skipped (masked out; the folder still gives one
+element per file) and named through `warn`; the extraction goes on.
 
 Each batch runs the model with `fused_call` in a `tf.function` under `strategy.run`; the replicas'
 outputs are gathered (`strategy.gather`) to the host, where the masked rows are dropped and the
@@ -84,24 +85,47 @@ def _check_array(images) -> np.ndarray:
   return images
 
 
+def _preprocessed(index, image):
+  return index, frontend.preprocess(image), tf.constant(True)
+
+
+def _folder_images(paths: list[str]) -> tf.data.Dataset:
+  """(index, image, readable) for every file, in order: exactly one element per file.
+
+  Each file is read in its own one-element dataset whose decoding errors are dropped
+  (`ignore_errors`) and replaced by a zero image marked unreadable, so the length stays known
+  (the batch count can be padded for multi-worker strategies) and the host can name the file.
+  """
+  size = frontend.IMAGE_SIZE
+
+  def load(index, path):
+    return _preprocessed(index, preprocessing.decode_image_rgb(tf.io.read_file(path)))
+
+  def one_file(index, path):
+    unreadable = (index, tf.zeros([size, size, 3]), tf.constant(False))
+    return (tf.data.Dataset.from_tensors((index, path)).map(load).ignore_errors()
+            .concatenate(tf.data.Dataset.from_tensors(unreadable)).take(1))
+
+  files = tf.data.Dataset.from_tensor_slices((tf.range(len(paths), dtype=tf.int64), paths))
+  dataset = files.interleave(one_file, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return dataset.apply(tf.data.experimental.assert_cardinality(len(paths)))
+
+
 def _indexed_images(source) -> tuple[tf.data.Dataset, list[str] | None]:
-  """(index, image in [0, 255]) elements of a source, and the file names of a folder."""
+  """(index, network input [299, 299, 3], readable) elements of a source, and a folder's files."""
   if isinstance(source, tf.data.Dataset):
     spec = source.element_spec
     if not isinstance(spec, tf.TensorSpec) or spec.shape.rank not in (3, 4, None):
       raise ValueError(f"A dataset source must yield images [H, W, C] or batches [B, H, W, C]; got "
                        f"elements {spec}.")
     dataset = source.unbatch() if spec.shape.rank == 4 else source
-    return dataset.enumerate(), None
-  if isinstance(source, (str, os.PathLike)):
+  elif isinstance(source, (str, os.PathLike)):
     paths = list_images(source)
-
-    def decode(index, path):
-      return index, preprocessing.decode_image_rgb(tf.io.read_file(path))
-
-    dataset = tf.data.Dataset.from_tensor_slices((tf.range(len(paths), dtype=tf.int64), paths))
-    return dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE), paths
-  return tf.data.Dataset.from_tensor_slices(_check_array(source)).enumerate(), None
+    return _folder_images(paths), paths
+  else:
+    dataset = tf.data.Dataset.from_tensor_slices(_check_array(source))
+  return dataset.enumerate().map(_preprocessed, num_parallel_calls=tf.data.AUTOTUNE,
+                                 deterministic=True), None
 
 
 def image_batches(source, *, batch_size: int = DEFAULT_BATCH_SIZE, num_replicas: int = 1
@@ -112,26 +136,22 @@ def image_batches(source, *, batch_size: int = DEFAULT_BATCH_SIZE, num_replicas:
     source: a folder, an array or a `tf.data.Dataset` (see the module docstring).
     batch_size: the global batch size B.
     num_replicas: the number of batches is padded (all-masked batches) to a multiple of it when
-      the dataset's length is known.
+      the source's length is known (folders and arrays; datasets of known cardinality).
 
   Returns:
-    (dataset, the folder's file paths or None); `index` is each image's position in the source
-    (-1 for padding).
+    (dataset, the folder's file paths or None); `index` is each image's position in the source,
+    `mask` is False for padding and unreadable files.
   """
   if batch_size < 1:
     raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
   dataset, paths = _indexed_images(source)
-  dataset = dataset.map(lambda index, image: (index, frontend.preprocess(image)),
-                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  if paths is not None:
-    dataset = dataset.ignore_errors()  # undecodable files: dropped here, named by their index
   size = frontend.IMAGE_SIZE
 
-  def pad(index, images):
+  def pad(index, images, readable):
     n = tf.shape(images)[0]
     images = tf.pad(images, [[0, batch_size - n], [0, 0], [0, 0], [0, 0]])
     return {"images": tf.ensure_shape(images, [batch_size, size, size, 3]),
-            "mask": tf.range(batch_size) < n,
+            "mask": tf.ensure_shape(tf.pad(readable, [[0, batch_size - n]]), [batch_size]),
             "index": tf.ensure_shape(tf.pad(index, [[0, batch_size - n]], constant_values=-1),
                                      [batch_size])}
 

@@ -97,6 +97,13 @@ def test_folder_statistics_equal_the_reference_and_skip_broken_files(model, fold
                              np.cov(expected.astype(np.float64), rowvar=False),
                              rtol=1e-4, atol=1e-7)
   assert activations.logits_unbiased.shape == (5, 5)
+  # One element per file, so the batch count is known and padded for 4 replicas: 6 files in 3
+  # batches of 2, plus one empty batch; the broken file (third in sorted order) is masked out.
+  batches = list(extract.image_batches(folders["A"], batch_size=2,
+                                       num_replicas=4)[0].as_numpy_iterator())
+  assert [b["mask"].tolist() for b in batches] == [[True, True], [False, True], [True, True],
+                                                   [False, False]]
+  assert batches[1]["index"].tolist() == [2, 3] and batches[3]["index"].tolist() == [-1, -1]
 
 
 def test_arrays_datasets_and_batch_sizes_agree(model, folders):
@@ -141,7 +148,7 @@ def test_evaluate_fid_is_symmetric_zero_on_itself_and_takes_statistics_files(mod
   assert set(both.inception_score) == {"A", "B"} and both.inception_score["A"][0] >= 1.0
   assert both.kid is not None
   reversed_ = metrics.evaluate(folders["B"], str(tmp_path / "a.npz"), model, batch_size=4)
-  assert reversed_.fid == pytest.approx(both.fid, rel=1e-9)
+  assert reversed_.fid == pytest.approx(both.fid, rel=1e-6)  # singular covariances: sqrtm rounding
   mu, sigma = metrics.load_statistics(str(tmp_path / "a.npz"))
   assert metrics.frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0.0, abs=1e-9)
   assert metrics.fid(str(tmp_path / "a.npz"), str(tmp_path / "a.npz")) == pytest.approx(0.0,

@@ -80,6 +80,8 @@ def test_two_folders_end_to_end_and_the_statistics_file_round_trips(setup):
 def test_clear_errors(setup, tmp_path):
   missing_weights = _run(setup["A"], setup["B"])
   assert missing_weights.returncode != 0 and "--weights is required" in missing_weights.stderr
+  nothing = _run(setup["A"], f"--weights={setup['weights']}")
+  assert nothing.returncode != 0 and "computes nothing" in nothing.stderr
   missing_folder = _run(str(tmp_path / "nope"), setup["B"], f"--weights={setup['weights']}")
   assert missing_folder.returncode != 0 and "does not exist" in missing_folder.stderr
   from inception_tf.metrics import save_statistics  # pylint: disable=import-outside-toplevel
