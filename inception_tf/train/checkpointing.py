@@ -17,7 +17,8 @@ resumed run skips the `step` batches each replica already consumed (distributed 
 checkpointed under tf.distribute).
 
 Reading this layout (`restore_for_inference`, `latest_valid_checkpoint`, ...) lives in
-`inception_tf.checkpoints.run`, so evaluation and export load our runs without importing the trainer.
+`inception_tf.checkpoints.run`, so evaluation and export load our runs without importing the
+trainer.
 """
 
 from __future__ import annotations
