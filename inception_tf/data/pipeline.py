@@ -49,7 +49,7 @@ from inception_tf.data import preprocessing as preprocessing_lib
 from inception_tf.data import tfrecord
 
 TFDS_PREFIX = "tfds:"
-PREPROCESSING = ("inception", "vgg")
+PREPROCESSING = ("inception", "vgg", "torchvision")
 DEFAULT_SHUFFLE_BUFFER = 10_000
 _MAX_EPOCHS = 2**62
 _READ_BUFFER_BYTES = 8 * 1024 * 1024
@@ -279,8 +279,10 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
       `deterministic=True` and the same seed, the resumed stream equals the uninterrupted one
       from that batch on (records are skipped before decoding, so a record that failed to decode
       earlier in the stream shifts the resumed stream by one example).
-    preprocessing: "inception" (slim's inception_preprocessing, [-1, 1] inputs) or "vgg" (slim's
-      vgg_preprocessing: RGB mean-subtracted 0..255 inputs, for resnet_v1_50).
+    preprocessing: "inception" (slim's inception_preprocessing, [-1, 1] inputs), "vgg" (slim's
+      vgg_preprocessing: RGB mean-subtracted 0..255 inputs, for resnet_v1_50) or "torchvision"
+      (`preprocessing.by_kind("torchvision")`: random resized crop + flip / resize 256 + central
+      224, ImageNet mean/std, for the torchvision-layout nets).
     fast_mode: slim's fast mode of the train preprocessing (default True, as slim): bilinear
       resize, brightness then saturation; False: 4 resize methods, 4 colour-op orders.
     shuffle_buffer_size: record shuffle buffer of a training stream.
@@ -308,6 +310,8 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
   """
   source = os.fspath(source)
   height, width = _image_hw(image_size)
+  if preprocessing == "torchvision" and height != width:
+    raise ValueError(f"torchvision preprocessing makes square inputs; got image_size={image_size}.")
   if not isinstance(batch_size, int) or batch_size < 1:
     raise ValueError(f"batch_size must be a positive int (per replica); got {batch_size!r}.")
   if preprocessing not in PREPROCESSING:
@@ -351,6 +355,9 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
       if preprocessing == "vgg":
         image = preprocessing_lib.preprocess_vgg_for_train(example["image_bytes"], height, width,
                                                            seed=example_seed)
+      elif preprocessing == "torchvision":  # random resized crop + flip, ImageNet mean/std
+        image = preprocessing_lib.by_kind("torchvision", height, is_training=True)(
+            example["image_bytes"], seed=example_seed)
       elif color_distortion_on_device:  # uint8, colour distortion left to the training step
         image = preprocessing_lib.preprocess_for_train_uint8(
             example["image_bytes"], height, width, example["bbox"], fast_mode=fast_mode,
@@ -380,6 +387,9 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
       example = parse(raw)
       if preprocessing == "vgg":
         image = preprocessing_lib.preprocess_vgg_for_eval(example["image_bytes"], height, width)
+      elif preprocessing == "torchvision":
+        image = preprocessing_lib.by_kind("torchvision", height,
+                                          crop_fraction=central_fraction)(example["image_bytes"])
       else:
         image = preprocessing_lib.preprocess_for_eval(example["image_bytes"], height, width,
                                                       central_fraction=central_fraction)
