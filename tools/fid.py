@@ -82,6 +82,9 @@ def main(argv):
   if len(sources) == 1 and not (_SAVE_STATS.value or _IS.value):
     raise app.UsageError("One source computes nothing: give B for FID, or --save_stats / "
                          "--inception_score.")
+  if _KID.value and (len(sources) < 2 or any(s.lower().endswith(".npz") for s in sources)):
+    raise app.UsageError("--kid needs two image folders (KID compares features, which .npz "
+                         "statistics do not hold).")
   needs_model = any(not s.lower().endswith(".npz") for s in sources)
   if needs_model and not _WEIGHTS.value:
     raise app.UsageError("--weights is required for image folders: classify_image_graph_def.pb or "

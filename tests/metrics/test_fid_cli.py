@@ -87,4 +87,4 @@ def test_clear_errors(setup, tmp_path):
   from inception_tf.metrics import save_statistics  # pylint: disable=import-outside-toplevel
   stats = save_statistics(str(tmp_path / "s.npz"), np.zeros(4), np.eye(4))
   stats_only_kid = _run(stats, stats, "--kid")
-  assert stats_only_kid.returncode != 0 and "KID needs two image sources" in stats_only_kid.stderr
+  assert stats_only_kid.returncode != 0 and "--kid needs two image folders" in stats_only_kid.stderr
