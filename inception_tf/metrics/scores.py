@@ -38,7 +38,7 @@ def inception_score(logits, *, splits: int = IS_SPLITS) -> tuple[float, float]:
   n = logits.shape[0]
   if splits < 1 or n < splits:
     raise ValueError(f"The Inception Score needs at least `splits` images; got {n} images and "
-                     f"splits={splits}.")
+                     f"splits={splits}: pass fewer splits (--is_splits) or more images.")
   log_p = _log_softmax(logits)
   p = np.exp(log_p)
   scores = []
