@@ -1,7 +1,7 @@
 """`tools/fid.py` end to end on folders of real photos with the FID network's weights.
 
-One run of the tool (each FID costs a 2048 x 2048 eigendecomposition: about a minute on this
-loaded 2-core machine); FID's symmetry and statistics-file sources are tested in test_extract.py.
+One run of the tool (each FID costs 2048 x 2048 eigendecompositions, ~20 s on one loaded core);
+FID's symmetry and statistics-file sources are tested in test_extract.py.
 """
 
 import os
@@ -23,6 +23,9 @@ from make_state_dict import make_state_dict  # noqa: E402
 def _run(*args, timeout=900):
   env = dict(os.environ, PYTHONPATH=ROOT)
   env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the tool keeps TensorFlow quiet by itself
+  # One BLAS thread: on this shared 2-core machine the 2048 x 2048 eigendecompositions took 18 s
+  # with one OpenBLAS thread and 100 s with two spinning against the other processes.
+  env["OPENBLAS_NUM_THREADS"] = "1"
   return subprocess.run([sys.executable, TOOL, *args], env=env, capture_output=True, text=True,
                         timeout=timeout, check=False)
 
