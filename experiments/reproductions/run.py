@@ -28,7 +28,9 @@ same number of epochs within a study, `FASHION_EPOCHS`):
 * `degradation` (ResNet paper Fig. 6 / Table 6): plain20, plain56, resnet20, resnet56 from the
   registry; the claim is about training error (the deeper plain net's is higher).
 * `cardinality` (ResNeXt paper Table 3, at CIFAR scale): `resnext_cifar` thinned to 20 layers at
-  equal complexity with cardinality 1, 8 and 32 (`CARDINALITY_VARIANTS`).
+  equal complexity with cardinality 1, 8 and 32 (`CARDINALITY_VARIANTS`). Its grouped
+  convolutions (Keras `Conv2D(groups=C)`) train far too slowly on CPUs with TF 2.21 for the C > 1
+  runs (measured in experiments/README.md); run it where grouped convolutions are fast.
 * `residual_fashion`: the `residual` study's two networks on Fashion-MNIST.
 * `smoothing_fashion` (v3 paper §7): resnet20 with label smoothing 0.1 and without; the run
   without smoothing is the `degradation` study's resnet20 run (same config and seed), copied.
@@ -64,7 +66,8 @@ from inception_tf.models import layers  # pylint: disable=wrong-import-position
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 DIGITS_STUDIES = ("residual", "scaling", "smoothing", "resolution")
-FASHION_STUDIES = ("degradation", "cardinality", "residual_fashion", "smoothing_fashion")
+# Cardinality last: its grouped convolutions are very slow on CPUs (experiments/README.md).
+FASHION_STUDIES = ("degradation", "residual_fashion", "smoothing_fashion", "cardinality")
 STUDIES = DIGITS_STUDIES + FASHION_STUDIES
 DEFAULT_FASHION_DIR = os.path.join(os.path.expanduser("~"), ".cache", "inception_tf",
                                    "fashion_mnist")
