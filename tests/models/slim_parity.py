@@ -149,6 +149,62 @@ def reference_weights(model_name: str, seed: int) -> dict[str, np.ndarray]:
   return weights
 
 
+def _conv_bn_params(kh: int, kw: int, cin: int, cout: int) -> int:
+  return kh * kw * cin * cout + 3 * cout  # weights + beta, moving mean, moving variance
+
+
+def inception_resnet_v1_paper_count(num_classes: int) -> int:
+  """Inception-ResNet-v1 parameters added up from the paper's Figures 10-14 (by hand)."""
+  c = _conv_bn_params
+  stem = (c(3, 3, 3, 32) + c(3, 3, 32, 32) + c(3, 3, 32, 64) + c(1, 1, 64, 80)
+          + c(3, 3, 80, 192) + c(3, 3, 192, 256))                                 # Figure 14
+  block_a = (c(1, 1, 256, 32) + c(1, 1, 256, 32) + c(3, 3, 32, 32) + c(1, 1, 256, 32)
+             + c(3, 3, 32, 32) + c(3, 3, 32, 32) + 96 * 256 + 256)                # Figure 10
+  reduction_a = (c(3, 3, 256, 384) + c(1, 1, 256, 192) + c(3, 3, 192, 192)
+                 + c(3, 3, 192, 256))                                              # Figure 7
+  block_b = (c(1, 1, 896, 128) + c(1, 1, 896, 128) + c(1, 7, 128, 128) + c(7, 1, 128, 128)
+             + 256 * 896 + 896)                                                    # Figure 11
+  reduction_b = (c(1, 1, 896, 256) + c(3, 3, 256, 384) + c(1, 1, 896, 256) + c(3, 3, 256, 256)
+                 + c(1, 1, 896, 256) + c(3, 3, 256, 256) + c(3, 3, 256, 256))      # Figure 12
+  block_c = (c(1, 1, 1792, 192) + c(1, 1, 1792, 192) + c(1, 3, 192, 192) + c(3, 1, 192, 192)
+             + 384 * 1792 + 1792)                                                  # Figure 13
+  logits = 1792 * num_classes + num_classes
+  return stem + 5 * block_a + reduction_a + 10 * block_b + reduction_b + 5 * block_c + logits
+
+
+def formula_conv_bn(model, name, x, *, strides=1, padding="SAME", dilations=1, relu=True):
+  """slim's conv2d + batch norm (no scale, epsilon 1e-3) + ReLU, written out with tf.nn ops from
+  the weights of `model`'s layer `name`: a hand-written reference for block formula tests."""
+  import tensorflow as tf
+  kernel = model.get_layer(name).kernel.numpy()
+  bn = model.get_layer(f"{name}.BatchNorm")
+  y = tf.nn.conv2d(x, kernel, strides=strides, padding=padding, dilations=dilations)
+  y = (y - bn.moving_mean.numpy()) / np.sqrt(bn.moving_variance.numpy() + 1e-3) + bn.beta.numpy()
+  return tf.nn.relu(y) if relu else y
+
+
+def formula_conv_bias(model, name, x, *, padding="SAME"):
+  """A linear convolution with bias (slim's `normalizer_fn=None, activation_fn=None`)."""
+  import tensorflow as tf
+  layer = model.get_layer(name)
+  return tf.nn.conv2d(x, layer.kernel.numpy(), strides=1, padding=padding) + layer.bias.numpy()
+
+
+def randomize_plainly(model, seed: int) -> None:
+  """Every weight random: He-like kernels, N(0, 0.2) offsets and means, U(0.5, 1.5) variances."""
+  rng = np.random.default_rng(seed)
+  for variable in model.weights:
+    shape = tuple(variable.shape)
+    leaf = variable.path.rsplit("/", 1)[-1]
+    if leaf == "moving_variance":
+      value = rng.uniform(0.5, 1.5, shape)
+    elif leaf in ("moving_mean", "beta", "bias"):
+      value = rng.normal(0.0, 0.2, shape)
+    else:
+      value = rng.normal(0.0, np.sqrt(1.0 / int(np.prod(shape[:-1]))), shape)
+    variable.assign(value.astype(np.float32))
+
+
 def endpoint_shapes(model_name: str) -> dict[str, dict[str, list[int]]]:
   """tests/golden/<model>.endpoints.json: {image size: {endpoint: [H, W, C]}} measured with slim."""
   with open(GOLDEN_DIR / f"{model_name}.endpoints.json") as f:

@@ -8,6 +8,8 @@ formula `relu(x + scale * up(concat(towers)))` on random weights and batch-norm 
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import numpy as np
 import pytest
@@ -242,29 +244,6 @@ def test_inception_resnet_v2_paper_layout():
   print(f"\ninception_resnet_v2 layout='paper': {model.count_params():,} parameters with aux")
 
 
-def _conv_bn_params(kh: int, kw: int, cin: int, cout: int) -> int:
-  return kh * kw * cin * cout + 3 * cout  # weights + beta, moving mean, moving variance
-
-
-def _inception_resnet_v1_param_count(num_classes: int) -> int:
-  """Inception-ResNet-v1 parameters added up from the paper's Figures 10-14 (by hand)."""
-  c = _conv_bn_params
-  stem = (c(3, 3, 3, 32) + c(3, 3, 32, 32) + c(3, 3, 32, 64) + c(1, 1, 64, 80)
-          + c(3, 3, 80, 192) + c(3, 3, 192, 256))                                 # Figure 14
-  block_a = (c(1, 1, 256, 32) + c(1, 1, 256, 32) + c(3, 3, 32, 32) + c(1, 1, 256, 32)
-             + c(3, 3, 32, 32) + c(3, 3, 32, 32) + 96 * 256 + 256)                # Figure 10
-  reduction_a = (c(3, 3, 256, 384) + c(1, 1, 256, 192) + c(3, 3, 192, 192)
-                 + c(3, 3, 192, 256))                                              # Figure 7
-  block_b = (c(1, 1, 896, 128) + c(1, 1, 896, 128) + c(1, 7, 128, 128) + c(7, 1, 128, 128)
-             + 256 * 896 + 896)                                                    # Figure 11
-  reduction_b = (c(1, 1, 896, 256) + c(3, 3, 256, 384) + c(1, 1, 896, 256) + c(3, 3, 256, 256)
-                 + c(1, 1, 896, 256) + c(3, 3, 256, 256) + c(3, 3, 256, 256))      # Figure 12
-  block_c = (c(1, 1, 1792, 192) + c(1, 1, 1792, 192) + c(1, 3, 192, 192) + c(3, 1, 192, 192)
-             + 384 * 1792 + 1792)                                                  # Figure 13
-  logits = 1792 * num_classes + num_classes
-  return stem + 5 * block_a + reduction_a + 10 * block_b + reduction_b + 5 * block_c + logits
-
-
 @pytest.fixture(scope="module")
 def irv1_scaled():
   return create_model("inception_resnet_v1", residual_scale=(0.3, 0.2, 0.1))
@@ -282,7 +261,7 @@ def test_inception_resnet_v1_layout(irv1_scaled):
       "PreLogitsFlatten": (1792,), "Logits": (1001,),
   }
   assert set(model.output) == {"logits"}  # no aux head in the paper
-  assert model.count_params() == _inception_resnet_v1_param_count(1001)
+  assert model.count_params() == slim_parity.inception_resnet_v1_paper_count(1001)
   print(f"\ninception_resnet_v1: {model.count_params():,} parameters")
   assert all(n.startswith("InceptionResnetV1/") for n in naming.slim_variables(model))
   with pytest.raises(ValueError, match="no auxiliary head"):
@@ -304,17 +283,8 @@ def test_residual_scale_option_sets_the_rescaling_layers(irv1_scaled):
 # The residual blocks' math, against a hand-written TF computation of the same formula.
 
 
-def _ref_conv_bn(model, name, x, *, strides=1, padding="SAME", dilations=1, relu=True):
-  kernel = model.get_layer(name).kernel.numpy()
-  bn = model.get_layer(f"{name}.BatchNorm")
-  y = tf.nn.conv2d(x, kernel, strides=strides, padding=padding, dilations=dilations)
-  y = (y - bn.moving_mean.numpy()) / np.sqrt(bn.moving_variance.numpy() + 1e-3) + bn.beta.numpy()
-  return tf.nn.relu(y) if relu else y
-
-
-def _ref_up(model, name, x):
-  layer = model.get_layer(name)
-  return tf.nn.conv2d(x, layer.kernel.numpy(), strides=1, padding="SAME") + layer.bias.numpy()
+_ref_conv_bn = slim_parity.formula_conv_bn
+_ref_up = slim_parity.formula_conv_bias
 
 
 def _block_model(block_fn, channels, **kwargs):
@@ -325,18 +295,7 @@ def _block_model(block_fn, channels, **kwargs):
   return model
 
 
-def _randomize_plain(model, seed):
-  rng = np.random.default_rng(seed)
-  for variable in model.weights:
-    shape = tuple(variable.shape)
-    leaf = variable.path.rsplit("/", 1)[-1]
-    if leaf == "moving_variance":
-      value = rng.uniform(0.5, 1.5, shape)
-    elif leaf in ("moving_mean", "beta", "bias"):
-      value = rng.normal(0.0, 0.2, shape)
-    else:
-      value = rng.normal(0.0, np.sqrt(1.0 / int(np.prod(shape[:-1]))), shape)
-    variable.assign(value.astype(np.float32))
+_randomize_plain = slim_parity.randomize_plainly
 
 
 def test_block35_math():
@@ -384,3 +343,64 @@ def test_last_block8_math_without_scale_and_relu():
   got = model(x, training=False).numpy()
   np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
   assert np.min(got) < 0  # no ReLU
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole-network wiring of the layouts without a published reference (Inception-ResNet-v1, the
+# paper layout of v2), against the paper's figures written out with tf.nn ops.
+
+
+def _two_inputs(size: int) -> np.ndarray:
+  return np.random.default_rng(4).uniform(-1.0, 1.0, (2, size, size, 3)).astype(np.float32)
+
+
+def test_inception_resnet_v1_stem_and_reduction_b_follow_figures_14_and_12():
+  model = create_model("inception_resnet_v1", image_size=75)
+  _randomize_plain(model, seed=5)
+  images = _two_inputs(75)
+  ours = slim_parity.our_endpoints(model, ["Conv2d_4b_3x3", "PreAuxLogits", "Mixed_7a"], images)
+  c = functools.partial(_ref_conv_bn, model)
+  # Figure 14: 3x3/2 V 32, 3x3 V 32, 3x3 64, 3x3/2 V max pool, 1x1 80, 3x3 V 192, 3x3/2 V 256.
+  x = c("Conv2d_1a_3x3", images, strides=2, padding="VALID")
+  x = c("Conv2d_2b_3x3", c("Conv2d_2a_3x3", x, padding="VALID"))
+  x = tf.nn.max_pool2d(x, 3, 2, "VALID")
+  x = c("Conv2d_4a_3x3", c("Conv2d_3b_1x1", x), padding="VALID")
+  stem = c("Conv2d_4b_3x3", x, strides=2, padding="VALID").numpy()
+  slim_parity.assert_close(ours["Conv2d_4b_3x3"], stem, "Figure 14 stem")
+  # Figure 12 on the 17 x 17 x 896 grid: three 1x1 256 towers (-> 3x3/2 V 384; -> 3x3/2 V 256;
+  # -> 3x3 256 -> 3x3/2 V 256) and a 3x3/2 V max pool, concatenated in that order.
+  x, s = ours["PreAuxLogits"], "Mixed_7a"
+  towers = [c(f"{s}.Branch_0.Conv2d_1a_3x3", c(f"{s}.Branch_0.Conv2d_0a_1x1", x), strides=2,
+              padding="VALID"),
+            c(f"{s}.Branch_1.Conv2d_1a_3x3", c(f"{s}.Branch_1.Conv2d_0a_1x1", x), strides=2,
+              padding="VALID"),
+            c(f"{s}.Branch_2.Conv2d_1a_3x3",
+              c(f"{s}.Branch_2.Conv2d_0b_3x3", c(f"{s}.Branch_2.Conv2d_0a_1x1", x)), strides=2,
+              padding="VALID"),
+            tf.nn.max_pool2d(x, 3, 2, "VALID")]
+  assert [t.shape[-1] for t in towers] == [384, 256, 256, 896]
+  slim_parity.assert_close(ours["Mixed_7a"], tf.concat(towers, axis=3).numpy(), "Figure 12")
+  for value in (stem, ours["Mixed_7a"]):  # the two images give different outputs
+    assert np.abs(value[0] - value[1]).max() > 0.1
+
+
+@pytest.mark.slow
+def test_inception_resnet_v2_paper_layout_first_block_follows_figure_16():
+  """Figure 16 on the v4 stem's 35 x 35 x 384 output: towers 32 | 32-32 | 32-48-64, a linear 1x1
+  back to 384 channels, scaled by 0.17, added, ReLU."""
+  model = create_model("inception_resnet_v2", layout="paper", image_size=75, aux_logits=False)
+  _randomize_plain(model, seed=6)
+  images = _two_inputs(75)
+  ours = slim_parity.our_endpoints(model, ["Mixed_5a"], images)
+  block = keras.Model(model.input, model.get_layer("Repeat.block35_1.Relu").output)
+  x, s = ours["Mixed_5a"], "Repeat.block35_1"
+  c = functools.partial(_ref_conv_bn, model)
+  t0 = c(f"{s}.Branch_0.Conv2d_1x1", x)
+  t1 = c(f"{s}.Branch_1.Conv2d_0b_3x3", c(f"{s}.Branch_1.Conv2d_0a_1x1", x))
+  t2 = c(f"{s}.Branch_2.Conv2d_0c_3x3",
+         c(f"{s}.Branch_2.Conv2d_0b_3x3", c(f"{s}.Branch_2.Conv2d_0a_1x1", x)))
+  assert [t.shape[-1] for t in (t0, t1, t2)] == [32, 32, 64]
+  up = _ref_up(model, f"{s}.Conv2d_1x1", tf.concat([t0, t1, t2], axis=3))
+  expected = tf.nn.relu(x + 0.17 * up).numpy()
+  slim_parity.assert_close(np.asarray(block(images, training=False)), expected, "Figure 16")
+  assert np.abs(expected[0] - expected[1]).max() > 0.1

@@ -8,6 +8,7 @@ loaded with `load_slim_checkpoint`, and logits, aux logits and every endpoint mu
 
 from __future__ import annotations
 
+import functools
 import pathlib
 
 import keras
@@ -290,3 +291,32 @@ def test_default_options_are_the_slim_layout(base_299):
           "Mixed_7c.Branch_1.Conv2d_0c_3x1"} <= names
   assert base_299.get_layer("Conv2d_1a_3x3").strides == (2, 2)
   assert naming.slim_variables(base_299)  # every variable maps to a slim name
+
+
+def test_ablation_options_follow_the_papers_formulas():
+  """receptive_field=79 (Table 2: stride 1, no first pool), factorized_7x7=False (Table 3: one 7x7
+  convolution) and aux_batch_norm=False (Table 3: aux "fully connected" layer with bias, no batch
+  norm), written out with tf.nn ops from the model's weights; none has a published reference."""
+  model = create_model("inception_v3", image_size=79, receptive_field=79, factorized_7x7=False,
+                       aux_batch_norm=False, depth_multiplier=0.25)
+  slim_parity.randomize_plainly(model, seed=7)
+  images = np.random.default_rng(8).uniform(-1.0, 1.0, (2, 79, 79, 3)).astype(np.float32)
+  ours = slim_parity.our_endpoints(model, ["MaxPool_5a_3x3", "Mixed_6e"], images)
+  ours["aux_logits"] = np.asarray(model(images, training=False)["aux_logits"])
+  c = functools.partial(slim_parity.formula_conv_bn, model)
+  # 7x7/1 V 16 (no MaxPool_3a), 1x1 V 20, 3x3 V 48, 3x3/2 V max pool: 79 -> 73 -> 71 -> 35.
+  x = c("Conv2d_1a_7x7", images, padding="VALID")
+  x = c("Conv2d_4a_3x3", c("Conv2d_3b_1x1", x, padding="VALID"), padding="VALID")
+  stem = tf.nn.max_pool2d(x, 3, 2, "VALID").numpy()
+  assert stem.shape == (2, 35, 35, 48)
+  slim_parity.assert_close(ours["MaxPool_5a_3x3"], stem, "Table 2/3 stem")
+  # Aux head on the 17 x 17 Mixed_6e: 5x5/3 V avg pool, 1x1 conv + BN + ReLU, 5x5 V conv + bias
+  # + ReLU, 1x1 linear logits.
+  x = tf.nn.avg_pool2d(ours["Mixed_6e"], 5, 3, "VALID")
+  x = c("AuxLogits.Conv2d_1b_1x1", x)
+  x = tf.nn.relu(slim_parity.formula_conv_bias(model, "AuxLogits.Conv2d_2a_5x5", x,
+                                               padding="VALID"))
+  aux = slim_parity.formula_conv_bias(model, "AuxLogits.Conv2d_2b_1x1", x)[:, 0, 0, :].numpy()
+  slim_parity.assert_close(ours["aux_logits"], aux, "aux head without batch norm")
+  for value in (stem, aux):  # the two images differ by more than the comparison's tolerance
+    assert np.abs(value[0] - value[1]).max() > 5 * 1e-4 * np.abs(value).max()
