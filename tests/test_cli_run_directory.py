@@ -39,9 +39,16 @@ def _assert_clean(process):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def digits():
+  from inception_tf.data import default_dataset  # pylint: disable=import-outside-toplevel
+  return default_dataset.digits_data_dir()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, digits):
   run_dir = str(tmp_path_factory.mktemp("cli") / "run")
-  process = _tool("train.py", f"--model_dir={run_dir}", "--model=inception_v1",
+  process = _tool("train.py", f"--model_dir={run_dir}", "--preset=quickstart",
+                  f"--data_dir={digits}", "--model=inception_v1",
                   "--model_options=depth_multiplier=0.25", "--image_size=32", "--train_steps=6",
                   "--checkpoint_every_steps=6", "--log_every_steps=3", "--steps_per_execution=3",
                   "--train_batch_size=16", "--jit_compile=false")
@@ -56,7 +63,7 @@ def jpeg(tmp_path_factory):
   return str(path)
 
 
-def test_train_output_is_clean_and_config_json_describes_the_run(run):
+def test_train_output_is_clean_and_config_json_describes_the_run(run, digits):
   run_dir, process = run
   _assert_clean(process)
   assert "step 6/6  loss" in process.stdout and "Final evaluation at step 6" in process.stdout
@@ -67,6 +74,7 @@ def test_train_output_is_clean_and_config_json_describes_the_run(run):
                                        "inception")
   assert config["label_map"]["names"] == ["background"] + DIGITS  # the manifest's classes
   assert config["data"]["labels_offset"] == 1 and config["train_config"]["train_steps"] == 6
+  assert config["data"]["data_dir"] == digits
 
 
 def _reader(directory):
@@ -103,10 +111,11 @@ def test_tensorboard_reads_the_run(run):
   assert [(s, float(v)) for s, v in top1] == [(6, pytest.approx(float(final.group(1)), abs=1e-4))]
 
 
-def test_evaluate_export_predict_from_the_run_directory_alone(run, jpeg, tmp_path):
+def test_evaluate_export_predict_from_the_run_directory_alone(run, jpeg, tmp_path, digits):
   run_dir, _ = run
   evaluation = _tool("evaluate.py", f"--checkpoint={run_dir}", "--noprogress")
   _assert_clean(evaluation)
+  assert f"Data: {digits}, split validation (the run's" in evaluation.stdout
   assert re.search(r"inception_v1@6 \(EMA\) \| validation \| 1 crop\(s\) at \[32\] \| 360 "
                    r"examples \| top-1 \d+\.\d\d%", evaluation.stdout), evaluation.stdout
 

@@ -43,7 +43,7 @@ flags.DEFINE_multi_string("checkpoint", None, "A training run directory (everyth
 flags.DEFINE_multi_string("ensemble", None, "Ensemble member <model>[:<image_size>]=<checkpoint>; "
                           "repeatable, combinable with --checkpoint.")
 flags.DEFINE_string("data_dir", None, "TFRecords (a directory of <split>-* shards or a glob pattern); "
-                    "default: the built-in digits data.")
+                    "default: the data the --checkpoint run trained on, else the built-in digits.")
 flags.DEFINE_string("tfds_name", None, "A TFDS dataset already on disk, e.g. imagenet2012.")
 flags.DEFINE_string("split", "validation", "Split to evaluate.")
 flags.DEFINE_integer("crops", 1, "1 (central crop), 10, 12 or 144 (GoogLeNet's protocol).")
@@ -91,6 +91,26 @@ def model_specs():
   return specs
 
 
+def run_data(specs) -> tuple[str | None, str | None]:
+  """(source, eval split) the first --checkpoint's run trained with, when it is a run and the data
+  flags are not given: `evaluate.py --checkpoint=RUN` needs nothing repeated."""
+  from inception_tf import checkpoints  # pylint: disable=import-outside-toplevel
+  path = specs[0].checkpoint
+  if not path:
+    return None, None
+  if not os.path.isdir(path):  # a run directory may have no checkpoint yet (--watch)
+    try:
+      fmt, path = checkpoints.sniff(path)
+    except (ValueError, FileNotFoundError):
+      return None, None  # the evaluator reports it
+    if fmt != checkpoints.loading.FORMAT_RUN:
+      return None, None
+  run = checkpoints.read_run_config(path)
+  data = run.get("data") or run  # older runs: results.json's recipe holds the same keys
+  source = f"tfds:{data['tfds_name']}" if data.get("tfds_name") else data.get("data_dir")
+  return source, data.get("eval_split") or None
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -100,9 +120,16 @@ def main(argv):
   if FLAGS.data_dir and FLAGS.tfds_name:
     raise app.UsageError("Give --data_dir or --tfds_name, not both.")
   source = f"tfds:{FLAGS.tfds_name}" if FLAGS.tfds_name else FLAGS.data_dir
+  split = FLAGS.split
+  if source is None:
+    source, run_split = run_data(specs)
+    if run_split and not FLAGS["split"].present:
+      split = run_split
+    if source:
+      print(f"Data: {source}, split {split} (the run's; --data_dir overrides)", flush=True)
   try:
     strategy = distribute.get_strategy(FLAGS.strategy, tpu=FLAGS.tpu, num_gpus=FLAGS.num_gpus)
-    kwargs = dict(split=FLAGS.split, crops=FLAGS.crops, image_size=FLAGS.image_size,
+    kwargs = dict(split=split, crops=FLAGS.crops, image_size=FLAGS.image_size,
                   batch_size=FLAGS.eval_batch_size, strategy=strategy, use_ema=FLAGS.use_ema,
                   blacklist=FLAGS.blacklist_file, central_fraction=FLAGS.central_fraction,
                   max_examples=FLAGS.max_examples, verbose=int(FLAGS.progress),
