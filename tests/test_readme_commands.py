@@ -83,3 +83,30 @@ def test_benchmark_lists_its_sections():
   text = _tool("benchmark.py", "--list_sections").stdout
   for section in ("models", "kernels", "train", "eval", "serving"):
     assert section in text, text
+
+
+def test_ensemble_evaluation_command(tmp_path):
+  """`evaluate.py --ensemble=<model>:<size>=<checkpoint> ... --crops=12` (README, Evaluation) on the
+  built-in digits with two thin networks saved as `.keras` files; the CLI's report equals the
+  library's evaluation of the same ensemble."""
+  import keras  # pylint: disable=import-outside-toplevel
+  from inception_tf.data import default_dataset  # pylint: disable=import-outside-toplevel
+  from inception_tf.eval import evaluate as ev  # pylint: disable=import-outside-toplevel
+  from inception_tf.models import create_model  # pylint: disable=import-outside-toplevel
+  data_dir = default_dataset.digits_data_dir(str(tmp_path / "digits"))
+  paths = []
+  for seed, name in ((1, "inception_v1"), (2, "inception_v2")):
+    keras.utils.set_random_seed(seed)
+    path = str(tmp_path / f"{name}.keras")
+    create_model(name, 11, image_size=32, depth_multiplier=0.1, min_depth=8).save(path)
+    paths.append((name, path))
+  output = tmp_path / "report.json"
+  _tool("evaluate.py", *[f"--ensemble={name}:32={path}" for name, path in paths], "--crops=12",
+        f"--data_dir={data_dir}", f"--output={output}", "--noprogress")
+  report = json.loads(output.read_text())
+  assert [m["name"] for m in report["models"]] == ["inception_v1", "inception_v2"]
+  assert report["crops"] == 12 and report["num_examples"] == 360
+  library = ev.evaluate([ev.ModelSpec(name=name, checkpoint=path, image_size=32)
+                         for name, path in paths], data_dir, crops=12, verbose=0)
+  assert report["top1_correct"] == library["top1_correct"]
+  assert report["top5_accuracy"] == pytest.approx(library["top5_accuracy"])
