@@ -70,14 +70,21 @@ from absl import flags  # noqa: E402  pylint: disable=wrong-import-position
 FLAGS = flags.FLAGS
 
 
-def define_model_flags(*, checkpoint_help: str = "") -> None:
-  """--checkpoint, --model, --model_options, --num_classes, --image_size, --use_ema,
-  --checkpoint_format: the same names with the same meaning in evaluate, export and predict."""
+def define_model_flags(*, ensemble: bool = False) -> None:
+  """--checkpoint, --model, --model_options, --num_classes, --image_size, --use_ema and (without
+  `ensemble`) --checkpoint_format: the same names and meanings in evaluate, export and predict.
+
+  Args:
+    ensemble: --checkpoint may be repeated (evaluate's ensembles of --model networks).
+  """
   from inception_tf.checkpoints import loading  # pylint: disable=import-outside-toplevel
-  flags.DEFINE_string("checkpoint", None, checkpoint_help or (
-      "A training run directory (everything else is read from its config.json), a checkpoint "
-      "prefix of ours, a TF-slim checkpoint (with --model), a .keras file, an export directory or "
-      "a torch state_dict (.safetensors / .pth, with --model)."))
+  sources = ("A training run directory (everything else is read from its config.json), a "
+             "checkpoint prefix of ours, a TF-slim checkpoint (with --model), a .keras file, an "
+             "export directory or a torch state_dict (.safetensors / .pth, with --model)")
+  if ensemble:
+    flags.DEFINE_multi_string("checkpoint", None, sources + "; repeat for an ensemble.")
+  else:
+    flags.DEFINE_string("checkpoint", None, sources + ".")
   flags.DEFINE_string("model", None, "A name from inception_tf.models.list_models() (default: the "
                       "run's; required for TF-slim and torch checkpoints).")
   flags.DEFINE_list("model_options", None, "Family options as key=value, e.g. "
@@ -87,8 +94,9 @@ def define_model_flags(*, checkpoint_help: str = "") -> None:
   flags.DEFINE_integer("image_size", None, "Input size (default: the run's / the network's).")
   flags.DEFINE_boolean("use_ema", None, "Moving-average weights (default: on when the checkpoint "
                        "has them).")
-  flags.DEFINE_enum("checkpoint_format", "auto", list(loading.CHECKPOINT_FORMATS),
-                    "auto: sniffed from --checkpoint.")
+  if not ensemble:
+    flags.DEFINE_enum("checkpoint_format", "auto", list(loading.CHECKPOINT_FORMATS),
+                      "auto: sniffed from --checkpoint.")
 
 
 def model_options() -> dict:

@@ -31,15 +31,7 @@ import cli  # noqa: E402  (first: quiets TensorFlow before it is imported)
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
-flags.DEFINE_string("model", None, "A name from inception_tf.models.list_models() (default: the one "
-                    "a training run recorded; required for TF-slim checkpoints).")
-flags.DEFINE_list("model_options", None, "Family options as key=value, e.g. depth_multiplier=0.5 "
-                  "(default: the run's).")
-flags.DEFINE_integer("num_classes", None, "Logits width (default: the run's, the checkpoint's or "
-                     "the data's).")
-flags.DEFINE_multi_string("checkpoint", None, "A training run directory (everything else is read "
-                          "from its config.json), our ckpt prefix, a TF-slim checkpoint, a .keras "
-                          "file or an export; repeat for an ensemble of --model networks.")
+cli.define_model_flags(ensemble=True)
 flags.DEFINE_multi_string("ensemble", None, "Ensemble member <model>[:<image_size>]=<checkpoint>; "
                           "repeatable, combinable with --checkpoint.")
 flags.DEFINE_string("data_dir", None, "TFRecords (a directory of <split>-* shards or a glob pattern); "
@@ -47,9 +39,7 @@ flags.DEFINE_string("data_dir", None, "TFRecords (a directory of <split>-* shard
 flags.DEFINE_string("tfds_name", None, "A TFDS dataset already on disk, e.g. imagenet2012.")
 flags.DEFINE_string("split", "validation", "Split to evaluate.")
 flags.DEFINE_integer("crops", 1, "1 (central crop), 10, 12 or 144 (GoogLeNet's protocol).")
-flags.DEFINE_integer("image_size", None, "Input size (default: the run's / the network's).")
 flags.DEFINE_float("central_fraction", None, "Central fraction of --crops=1 (default 0.875).")
-flags.DEFINE_boolean("use_ema", None, "EMA weights (default: on when the checkpoint has them).")
 flags.DEFINE_integer("eval_batch_size", None, "Images per GLOBAL batch; the model sees "
                      "batch x crops inputs (default: 144 / crops per replica).")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "tpu"],
