@@ -104,11 +104,19 @@ class _PermissionDenied:
     self.module.merge_v2_checkpoints = self.real
 
 
+@pytest.fixture(scope="module")
+def tiny_straight(tmp_path_factory):
+  """ckpt-16 of an uninterrupted tiny run (the reference of the storage-failure tests)."""
+  directory = str(tmp_path_factory.mktemp("tiny_straight"))
+  assert _tiny_run(directory)["step"] == 16
+  return os.path.join(directory, "ckpt-16")
+
+
 @pytest.mark.parametrize("failure, words", [(_DiskFull, "File too large"),
                                             (_PermissionDenied, "Permission denied")],
                          ids=["disk_full", "permission_denied"])
 def test_failed_checkpoint_write_keeps_the_previous_one_and_a_rerun_resumes(
-    tmp_path, monkeypatch, failure, words):
+    tmp_path, monkeypatch, tiny_straight, failure, words):
   model_dir = str(tmp_path / "run")
   with monkeypatch.context() as patch:
     _fail_second_save(patch, failure)
@@ -124,11 +132,8 @@ def test_failed_checkpoint_write_keeps_the_previous_one_and_a_rerun_resumes(
   assert tf.train.latest_checkpoint(model_dir).endswith("ckpt-8")
   assert checkpointing.verify_checkpoint(os.path.join(model_dir, "ckpt-8"))
   # A later run resumes from it and ends where an uninterrupted run ends, bit for bit.
-  resumed = _tiny_run(model_dir)
-  straight = _tiny_run(str(tmp_path / "straight"))
-  assert resumed["step"] == straight["step"] == 16
-  _assert_same_checkpoint(os.path.join(model_dir, "ckpt-16"),
-                          str(tmp_path / "straight" / "ckpt-16"))
+  assert _tiny_run(model_dir)["step"] == 16
+  _assert_same_checkpoint(os.path.join(model_dir, "ckpt-16"), tiny_straight)
 
 
 def _checkpoint_tensors(prefix):
