@@ -81,6 +81,12 @@ def get_strategy(name: str = "default", *, tpu: str | None = None,
       devices = [d.name for d in gpus[:num_gpus]]
     else:
       devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+    # Every MirroredStrategy numbers its collectives from the same keys and TF caches a collective's
+    # shape by key: a second strategy in one process whose all-reduces have other shapes (another
+    # model) fails with "Shape mismatch in the collective instance". TF's own tests give each
+    # strategy a fresh key range the same way (TF 2.21's `_collective_key_base`).
+    # pylint: disable-next=protected-access
+    tf.distribute.MirroredStrategy._collective_key_base += 100_000
     return tf.distribute.MirroredStrategy(devices=devices)
   raise AssertionError(name)  # unreachable: the name was validated above
 

@@ -248,6 +248,11 @@ class Trainer:
         self.ema = ema_lib.ExponentialMovingAverage(
             ema_lib.averaged_variables(self.model), decay=config.ema_decay)
     self.decay_variables = losses.weight_decay_variables(self.model)
+    # Batch-norm moving statistics: Keras 3 mirrors them with aggregation "none", so each replica's
+    # update writes only its own copy and the copies drift apart (a checkpoint keeps replica 0's,
+    # a mirrored evaluation mixes them). Each step averages them over the replicas.
+    self.replica_statistics = [v for v in self.model.non_trainable_variables
+                               if v.dtype in ("float16", "bfloat16", "float32", "float64")]
     self.checkpoint = checkpointing.make_checkpoint(self.model, self.optimizer, self.ema)
     self._train_function = None
     self._eval_function = None
@@ -319,8 +324,14 @@ class Trainer:
       scaled = self.optimizer.scale_loss(loss) if hasattr(self.optimizer, "scale_loss") else loss
     gradients = tape.gradient(scaled, self.trainable_variables)
     if self.num_replicas > 1:
-      gradients = tf.distribute.get_replica_context().all_reduce(
-          tf.distribute.ReduceOp.SUM, gradients)
+      # One all-reduce for gradients and statistics: two collectives in the step's loop may be
+      # issued in another order on each device (a shape mismatch that aborts the step).
+      statistics = [v.value / self.num_replicas for v in self.replica_statistics]
+      reduced = tf.distribute.get_replica_context().all_reduce(
+          tf.distribute.ReduceOp.SUM, list(gradients) + statistics)
+      gradients = reduced[:len(gradients)]
+      for variable, mean in zip(self.replica_statistics, reduced[len(gradients):]):
+        variable.assign(mean)
     if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
       scale = tf.cast(self.optimizer.dynamic_scale, tf.float32)
       unscaled, norm = optim.clip_gradients([g / scale for g in gradients],
