@@ -142,3 +142,52 @@ def test_kernels_section_layers_compute_in_the_policy_named(monkeypatch):
   list(benchmarking.kernels_section(benchmarking.BenchmarkConfig(batch_size=1, warmup=0,
                                                                  iterations=1)))
   assert [layer.compute_dtype for layer in built] == ["float32", "bfloat16", "bfloat16"]
+
+
+def test_resnet_section_pairs_each_cell_with_its_peer(monkeypatch):
+  """Tiny stand-ins for the three networks: every step (both modes, model(...) and fused_call) runs
+  once, and each cell's ratio is taken between the two functions it names."""
+  built = []
+
+  def tiny(side):
+    def build(name, *args, **kwargs):
+      built.append((side, name, kwargs.get("dtype", args[-1] if args else None)))
+      inputs = keras.Input((32, 32, 3))
+      x = keras.layers.BatchNormalization()(keras.layers.Conv2D(2, 3, strides=8)(inputs))
+      outputs = keras.layers.Dense(1000)(keras.layers.GlobalAveragePooling2D()(x))
+      return keras.Model(inputs, {"logits": outputs} if side == "ours" else outputs)
+    return build
+
+  seconds = {"resnet50:model(x)": 1.0, "resnet50:fused_call": 2.0, "ResNet50:model(x)": 4.0,
+             "resnext50_32x4d:model(x)": 8.0, "resnext50_32x4d:fused_call": 16.0}
+  timed = []
+
+  def fake_time_interleaved(functions, *, warmup, iterations):
+    timed.append(sorted(functions))
+    for fn in functions.values():
+      assert np.all(np.isfinite(fn().numpy()))
+    return {k: benchmarking.Timing((seconds[k.split(".")[0]],) * iterations) for k in functions}
+
+  import inception_tf.models  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(inception_tf.models, "create_model", tiny("ours"))
+  monkeypatch.setattr(benchmarking, "_peer_model", tiny("theirs"))
+  monkeypatch.setattr(benchmarking, "time_interleaved", fake_time_interleaved)
+  config = benchmarking.BenchmarkConfig(batch_size=2, warmup=0, iterations=1,
+                                        dtypes=("mixed_bfloat16",), instances=2,
+                                        bfloat16_convolutions="native")
+  results = list(benchmarking.resnet_section(config))
+  order = [("ours", "resnet50"), ("theirs", "resnet50"), ("ours", "resnext50_32x4d")]
+  assert built == [(side, name, "mixed_bfloat16") for side, name in order + order[::-1]]
+  assert len(timed) == 2 and all(len(keys) == 10 for keys in timed)  # 5 functions x 2 instances
+  expected = []
+  for mode in ("inference", "train step"):
+    for ours, theirs in (("resnet50:model(x)", "ResNet50:model(x)"),
+                         ("resnet50:fused_call", "ResNet50:model(x)"),
+                         ("resnext50_32x4d:model(x)", "resnet50:model(x)"),
+                         ("resnext50_32x4d:fused_call", "resnet50:fused_call")):
+      name, call = ours.split(":")
+      expected.append((f"{name} {call} {mode} mixed_bfloat16 b2", 2 / seconds[ours],
+                       2 / seconds[theirs]))
+  assert [(m.case, m.ours, m.theirs) for m in results] == expected
+  assert results[0].peer.startswith("keras.applications.ResNet50 model(x)")
+  assert results[3].peer.startswith("our resnet50 fused_call")

@@ -3,6 +3,7 @@
     python tools/benchmark.py                      # models section, batch 32, float32 + bf16
     python tools/benchmark.py --sections=models,train,eval
     python tools/benchmark.py --sections=models --models=inception_v3 --dtypes=float32
+    python tools/benchmark.py --sections=resnet    # resnet50 vs keras ResNet50; resnext50 vs ours
     python tools/benchmark.py --list_sections
 
 Prints images/s of ours and of the peer and the ratio ours/theirs (>= 1.0: we are not slower).
@@ -17,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
-from inception_tf import benchmarking  # noqa: E402
+from inception_tf.benchmarks import sections as benchmarking  # noqa: E402
 from inception_tf.models import fused  # noqa: E402
 
 _DEFAULTS = benchmarking.BenchmarkConfig()

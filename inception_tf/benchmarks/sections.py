@@ -228,6 +228,7 @@ def format_table(measurements: Sequence[Measurement]) -> str:
 _PEERS = {
     "inception_v3": ("InceptionV3", 299),
     "inception_resnet_v2": ("InceptionResNetV2", 299),
+    "resnet50": ("ResNet50", 224),  # original v1 (stride in the 1x1); ours is torchvision's v1.5
 }
 
 
@@ -362,6 +363,83 @@ def models_section(config: BenchmarkConfig) -> Iterable[Measurement]:
   for name in config.models:
     for dtype in config.dtypes:
       yield from compare_with_keras_applications(name, dtype, config)
+
+
+# --- The "resnet" section (issue 16 §4): torchvision-layout ResNet-50 vs keras.applications',
+# ResNeXt-50 32x4d vs our ResNet-50. ---
+
+RESNET_PAIRS = (  # (ours, theirs, peer label): theirs is a key of `_resnet_models`
+    ("resnet50", "ResNet50", "keras.applications.ResNet50"),
+    ("resnext50_32x4d", "resnet50", "our resnet50"),
+)
+
+
+def _resnet_models(dtype: str, instances: int) -> dict[str, keras.Model]:
+  """{"resnet50.0", "ResNet50.1", "resnext50_32x4d.2", ...}: 1000 classes, include_top, 224 x 224,
+  random weights, built in the order resnet50, ResNet50, resnext50 and (instances=2) back, so each
+  network has an early and a late instance (build order changes speed, see the models section)."""
+  from inception_tf.models import create_model  # the registry imports every family
+  if instances not in (1, 2):
+    raise ValueError(f"instances must be 1 or 2; got {instances}.")
+  build = {"resnet50": lambda: create_model("resnet50", num_classes=1000, dtype=dtype),
+           "ResNet50": lambda: _peer_model("resnet50", 1000, dtype),
+           "resnext50_32x4d": lambda: create_model("resnext50_32x4d", num_classes=1000,
+                                                   dtype=dtype)}
+  order = list(build) + (list(build)[::-1] if instances == 2 else [])
+  return {f"{name}.{i}": build[name]() for i, name in enumerate(order)}
+
+
+@register_section("resnet", description="torchvision-layout resnet50 vs keras.applications "
+                  "ResNet50, and resnext50_32x4d vs our resnet50 (1000 classes, include_top, "
+                  "224, random weights); inference and SGD train step, each side by model(...) "
+                  "and ours also by fused_call (the trainer's, evaluator's and serving's path)")
+def resnet_section(config: BenchmarkConfig) -> Iterable[Measurement]:
+  """Per dtype and mode, all five functions (resnet50 and resnext50 by model(...) and by
+  fused_call, keras.applications' ResNet50 by model(...)) are timed in one interleaved run; every
+  cell's ratio is then between two of them, so both sides of a ratio met the same machine load."""
+  from inception_tf.models import fused  # pylint: disable=import-outside-toplevel
+  from inception_tf.models import stats  # pylint: disable=import-outside-toplevel
+  convolutions = fused.resolve_bfloat16_convolutions(config.bfloat16_convolutions)
+  calls = {"model(x)": keras_call,
+           "fused_call": functools.partial(fused.fused_call, bfloat16_convolutions=convolutions)}
+  jit = " xla" if config.jit_compile else ""
+  rng = np.random.default_rng(0)
+  batch = config.batch_size
+  for dtype in config.dtypes:
+    models = _resnet_models(dtype, config.instances)
+    size = int(next(iter(models.values())).input_shape[1])
+    images = tf.constant(rng.uniform(-1, 1, (batch, size, size, 3)), tf.float32)
+    labels = tf.constant(rng.integers(0, 1000, (batch,)), tf.int32)
+    macs = {key.split(".")[0]: stats.count_multiply_adds(model) / 1e9
+            for key, model in models.items()}
+    float32_sums = (" (our bf16 convs: float32 sums)"
+                    if dtype == "mixed_bfloat16" and convolutions == "float32" else "")
+    for mode in ("inference", "train"):
+      if mode not in config.modes:
+        continue
+      fns = {}
+      for key, model in models.items():
+        name, index = key.split(".")
+        for call_name, call in calls.items():
+          if name == "ResNet50" and call_name == "fused_call":
+            continue  # a keras.applications user calls the model
+          step = (inference_step if mode == "inference" else train_step)(
+              model, jit_compile=config.jit_compile, call=call)
+          args = (images,) if mode == "inference" else (images, labels)
+          fns[f"{name}:{call_name}.{index}"] = lambda step=step, args=args: step(*args)
+      timings = merge_instances(time_interleaved(fns, warmup=config.warmup,
+                                                 iterations=config.iterations))
+      label = "inference" if mode == "inference" else f"train step{float32_sums}"
+      for ours, theirs, peer in RESNET_PAIRS:
+        for call_name in calls:
+          their_call = "model(x)" if theirs == "ResNet50" else call_name
+          yield Measurement.from_timings(
+              "resnet", f"{ours} {call_name} {label} {dtype} b{batch}{jit}",
+              {"ours": timings[f"{ours}:{call_name}"], "theirs": timings[f"{theirs}:{their_call}"]},
+              items=batch, peer=f"{peer} {their_call} ({macs[ours]:.2f} vs {macs[theirs]:.2f}G "
+              "multiply-adds)")
+    del models, fns
+    keras.backend.clear_session()
 
 
 def _one_layer_model(layer: keras.layers.Layer, shape: tuple[int, ...]) -> keras.Model:
