@@ -35,7 +35,10 @@ def _randomize(model, seed=0):
 
 
 def _twins(**options):
-  """Two equal models (built alike, weights copied)."""
+  """Two equal models (built alike, weights copied). Seeded: the training-mode comparisons go
+  through ~94 batch norms over 4 images, whose conditioning depends on the random kernels, so an
+  unseeded build made the float32-vs-float64 gap vary from run to run (once past 2e-3)."""
+  keras.utils.set_random_seed(0)
   a, b = _small_v3(**options), _small_v3(**options)
   _randomize(a)
   b.set_weights(a.get_weights())

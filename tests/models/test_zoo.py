@@ -120,8 +120,14 @@ HEAVY = {"inception_resnet_v2", "inception_v4", "resnet101", "resnet152", "resne
          "resnext101_32x8d", "resnext101_64x4d"}
 
 
-@pytest.fixture(scope="module", params=[
-    pytest.param(name, marks=pytest.mark.slow) if name in HEAVY else name for name in list_models()])
+def _param(name):
+  # One xdist group per model: its four tests run in one worker, which builds the model once
+  # (setup.cfg runs xdist with --dist loadgroup).
+  marks = [pytest.mark.xdist_group(f"zoo-{name}")] + ([pytest.mark.slow] if name in HEAVY else [])
+  return pytest.param(name, marks=marks)
+
+
+@pytest.fixture(scope="module", params=[_param(name) for name in list_models()])
 def built(request):
   """(name, model), one model at a time, with the batch-norm statistics of a calibration batch.
 
