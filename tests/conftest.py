@@ -1,4 +1,4 @@
-"""Suite-wide isolation of process-global TF switches that a test may flip."""
+"""Suite-wide isolation of process-global TF state that a test may change."""
 
 import pytest
 
@@ -12,3 +12,14 @@ def _op_determinism_stays_in_its_test():
   from tensorflow.python.framework import config  # pylint: disable=import-outside-toplevel
   if config.is_op_determinism_enabled():
     config.disable_op_determinism()
+
+
+@pytest.fixture(autouse=True)
+def _global_seed_stays_in_its_test():
+  """`keras.utils.set_random_seed` (used by tests for reproducible builds) also sets TF's global
+  seed, under which tf.data's `shuffle(seed=<tensor>)` - the input pipeline's per-epoch seeds -
+  fails to trace in TF 2.21 (the trainer clears it the same way, train/loop.py
+  `configure_determinism`). Clear it after each test, so tests do not depend on their order."""
+  yield
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  tf.random.set_seed(None)
