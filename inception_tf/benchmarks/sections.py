@@ -309,7 +309,8 @@ def compare_with_keras_applications(name: str, dtype: str, config: BenchmarkConf
   labels = ("ours", "theirs", "theirs", "ours")[:2 * config.instances]
   models = {f"{label}.{i}": build[label]() for i, label in enumerate(labels)}
   convolutions = fused.resolve_bfloat16_convolutions(config.bfloat16_convolutions)
-  calls = {"ours": functools.partial(fused.fused_call, bfloat16_convolutions=convolutions),
+  calls = {"ours": functools.partial(fused.fused_call, bfloat16_convolutions=convolutions,
+                                     jit_compile=config.jit_compile),
            "theirs": keras_call}
   rng = np.random.default_rng(0)
   images = tf.constant(rng.uniform(-1, 1, (config.batch_size, size, size, 3)), tf.float32)
@@ -401,7 +402,8 @@ def resnet_section(config: BenchmarkConfig) -> Iterable[Measurement]:
   from inception_tf.models import stats  # pylint: disable=import-outside-toplevel
   convolutions = fused.resolve_bfloat16_convolutions(config.bfloat16_convolutions)
   calls = {"model(x)": keras_call,
-           "fused_call": functools.partial(fused.fused_call, bfloat16_convolutions=convolutions)}
+           "fused_call": functools.partial(fused.fused_call, bfloat16_convolutions=convolutions,
+                                           jit_compile=config.jit_compile)}
   jit = " xla" if config.jit_compile else ""
   rng = np.random.default_rng(0)
   batch = config.batch_size

@@ -289,7 +289,10 @@ class ServingModule(tf.Module):
                      fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
 
   def _logits(self, images: tf.Tensor) -> tf.Tensor:
-    return tf.cast(fused.fused_call(self.model, images, training=False)["logits"], tf.float32)
+    # Grouped convolutions as ungrouped ones ("split"): runs wherever the SavedModel goes (TF's
+    # grouped CPU kernel exists only with oneDNN on; TFLite has no grouped CONV_2D everywhere).
+    outputs = fused.fused_call(self.model, images, training=False, grouped_convolutions="split")
+    return tf.cast(outputs["logits"], tf.float32)
 
   def _predict_images(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
     logits = self._logits(images)

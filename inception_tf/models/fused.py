@@ -35,6 +35,10 @@ separable and dilated convolutions run in float32 on the bfloat16 operands (TF's
 depthwise kernel sums in bfloat16). With `training=False` (inference: no backward pass to speed up)
 the Keras layers run as they are.
 
+Grouped convolutions (`Conv2D(groups > 1)`, ResNeXt) are computed by `inception_tf.models.grouped`
+("native" or "split" kernels, `grouped_convolutions`), not by Keras' nested XLA function, which is
+very slow on CPUs; callers that XLA-compile the call say so (`jit_compile`).
+
 "auto" (the default) picks "native" where bfloat16 arithmetic is real: a visible GPU or TPU, or a
 CPU with bfloat16 instructions (`avx512_bf16`, `amx_bf16`) *and* TF's oneDNN kernels switched on
 (they are what use those instructions; with `TF_ENABLE_ONEDNN_OPTS=0` TF falls back to the
@@ -58,6 +62,7 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
+from inception_tf.models import grouped
 from inception_tf.models import keras_internals
 
 
@@ -128,11 +133,16 @@ def _onednn_enabled() -> bool:
 
 
 @functools.cache
+def _has_accelerator() -> bool:
+  return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+
+
+@functools.cache
 def has_bfloat16_arithmetic() -> bool:
   """Whether this machine computes bfloat16 convolutions natively: a GPU or TPU is visible, or
   the CPU has bfloat16 instructions and TF's oneDNN kernels (which use them) are on. Unknown CPUs
   (no /proc/cpuinfo) count as native."""
-  if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
+  if _has_accelerator():
     return True
   flags = _cpu_flags()
   if flags is None:
@@ -228,15 +238,29 @@ def _accepts_training(operation) -> bool:
     return False
 
 
-def _operation_fn(training: bool | None, convolutions: str) -> Callable:
+def _grouped(layer: keras.layers.Conv2D, inputs, *, training: bool | None, convolutions: str,
+             grouped_mode: str):
+  """A grouped convolution by `grouped_mode`; bfloat16 operands summed in float32 where
+  `convolutions` is "float32" and the call trains (as `float32_convolution`)."""
+  if convolutions == "float32" and training and layer.compute_dtype == "bfloat16":
+    return grouped.grouped_convolution(layer, _bfloat16_valued(inputs), grouped_mode,
+                                       operand_dtype=tf.float32)
+  return grouped.grouped_convolution(layer, inputs, grouped_mode)
+
+
+def _operation_fn(training: bool | None, convolutions: str, grouped_mode: str) -> Callable:
   def wrap(operation):
     def call(*args, **kwargs):
       if isinstance(operation, keras.layers.BatchNormalization) and is_fusable(operation, args[0]):
         return fused_batch_norm(operation, args[0], training=bool(training))
+      if grouped.is_grouped(operation, args[0]):
+        return _grouped(operation, args[0], training=training, convolutions=convolutions,
+                        grouped_mode=grouped_mode)
       if convolutions == "float32" and training and is_float32_convolvable(operation, args[0]):
         return float32_convolution(operation, args[0])
       if isinstance(operation, keras.Model) and _is_functional(operation):
-        return fused_call(operation, *args, training=training, bfloat16_convolutions=convolutions)
+        return fused_call(operation, *args, training=training, bfloat16_convolutions=convolutions,
+                          grouped_convolutions=grouped_mode)
       if training is not None and _accepts_training(operation):
         kwargs["training"] = training
       return operation(*args, **kwargs)
@@ -252,7 +276,8 @@ def _is_functional(model) -> bool:
 
 @tf.autograph.experimental.do_not_convert  # walks the Python graph of layers
 def fused_call(model: keras.Model, inputs, *, training: bool | None = False,
-               bfloat16_convolutions: str = "auto"):
+               bfloat16_convolutions: str = "auto", grouped_convolutions: str = "auto",
+               jit_compile: bool = False):
   """`model(inputs, training=training)` with every batch norm on the fused kernel (and bfloat16
   convolutions in float32 arithmetic where that is faster).
 
@@ -264,13 +289,20 @@ def fused_call(model: keras.Model, inputs, *, training: bool | None = False,
     bfloat16_convolutions: "native" (TF's bfloat16 kernels), "float32" (`float32_convolution`) or
       "auto" (by `has_bfloat16_arithmetic`); only mixed_bfloat16 layers with `training=True` are
       concerned.
+    grouped_convolutions: how `Conv2D(groups > 1)` layers are computed: "native", "split" or
+      "auto" (`inception_tf.models.grouped`; Keras' own way XLA-compiles them, very slowly on CPUs).
+    jit_compile: whether the caller compiles this call with XLA (it picks the grouped-convolution
+      kernel for "auto").
 
   Returns:
     The model's outputs, with the structure `model(...)` returns.
   """
   convolutions = resolve_bfloat16_convolutions(bfloat16_convolutions)
+  grouped_mode = grouped.resolve(grouped_convolutions, jit_compile=jit_compile,
+                                 accelerator=_has_accelerator(), onednn=_onednn_enabled())
   if not _is_functional(model):
     return model(inputs, training=training)
   # Functional.call's own path (the private Keras API, isolated in keras_internals; tests compare
   # it with model(...)).
-  return keras_internals.run_through_graph(model, inputs, _operation_fn(training, convolutions))
+  return keras_internals.run_through_graph(model, inputs,
+                                           _operation_fn(training, convolutions, grouped_mode))

@@ -46,9 +46,10 @@ width_per_group=d)` with (g, d) = (1, 64), (2, 40), (4, 24), (8, 14), (32, 4) (3
 96, 112, 128 in conv2_x, Table 2). `shortcuts=False` builds the paper's plain twins (§4.1, Fig. 3
 middle): the same stacks without shortcut additions or projections (`plain18`, `plain34`).
 
-Grouped convolutions: Keras' `Conv2D(groups=g)` trains on TF 2.21's CPU kernels in float32 with
-and without XLA (`jit_compile`), and in mixed_bfloat16 (tests/models/test_resnet.py); no fallback
-is needed on this version.
+Grouped convolutions: the model holds Keras' `Conv2D(groups=g)`, which Keras 3 runs inside a nested
+XLA function - correct, but on CPUs ~60x slower to train than oneDNN's grouped kernel. The
+trainer, evaluator, serving signatures and benchmarks call models through `fused_call`, which
+computes these layers with TF's fast kernels instead (`inception_tf.models.grouped`).
 """
 
 from __future__ import annotations

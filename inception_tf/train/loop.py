@@ -315,7 +315,7 @@ class Trainer:
     if config.color_distortion_on_device:
       images = self._distort_colors(images, step)
     with tf.GradientTape() as tape:
-      outputs = fused.fused_call(self.model, images, training=True)
+      outputs = fused.fused_call(self.model, images, training=True, jit_compile=self.jit_compile)
       per_example = losses.per_example_loss(outputs, labels, label_smoothing=config.label_smoothing,
                                             aux_loss_weight=config.aux_loss_weight)
       data_loss = tf.reduce_sum(per_example) / self.global_batch
