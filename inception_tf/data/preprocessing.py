@@ -31,12 +31,26 @@ in [0, 1], as slim), of any size.
 
 from __future__ import annotations
 
-import math
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import tensorflow as tf
 
-_TensorLike = Union[tf.Tensor, "np.ndarray", bytes, str]  # noqa: F821
+from inception_tf.data import torchvision_preprocessing
+from inception_tf.data import vgg_preprocessing
+# Shared with the VGG and torchvision kinds (a leaf module, so that `by_kind` below can import both).
+from inception_tf.data.image_ops import CENTRAL_FRACTION
+from inception_tf.data.image_ops import TensorLike as _TensorLike
+from inception_tf.data.image_ops import as_image as _as_image
+from inception_tf.data.image_ops import check_size as _check_size
+from inception_tf.data.image_ops import decode_image_rgb
+from inception_tf.data.image_ops import resize_side_for_crop
+from inception_tf.data.image_ops import seed_table as _seeds
+from inception_tf.data.image_ops import to_float
+from inception_tf.data.image_ops import to_rgb
+# slim's vgg_preprocessing in the (height, width) form the input pipeline calls.
+from inception_tf.data.vgg_preprocessing import VGG_MEANS
+from inception_tf.data.vgg_preprocessing import preprocess_vgg_for_eval
+from inception_tf.data.vgg_preprocessing import preprocess_vgg_for_train
 
 # TF-slim's defaults (inception_preprocessing.distorted_bounding_box_crop / distort_color).
 MIN_OBJECT_COVERED = 0.1
@@ -47,80 +61,9 @@ BRIGHTNESS_MAX_DELTA = 32.0 / 255.0
 SATURATION_RANGE = (0.5, 1.5)
 HUE_MAX_DELTA = 0.2
 CONTRAST_RANGE = (0.5, 1.5)
-CENTRAL_FRACTION = 0.875
 
 # tf.image.resize methods in slim's `apply_with_random_selector` order (ResizeMethod 0..3 in TF1).
 _TRAIN_RESIZE_METHODS = ("bilinear", "nearest", "bicubic", "area")
-_NUM_SEEDS = 8  # crop, resize method, flip, colour order, brightness, saturation, hue, contrast
-
-
-def decode_image_rgb(image_bytes: _TensorLike) -> tf.Tensor:
-  """Decodes JPEG, PNG, GIF (first frame) or BMP bytes to a uint8 RGB image `[H, W, 3]`.
-
-  Grayscale is replicated to RGB and alpha is dropped; CMYK JPEGs are converted by libjpeg.
-
-  Args:
-    image_bytes: scalar string tensor (or Python bytes) with the encoded image.
-
-  Returns:
-    uint8 tensor `[H, W, 3]`.
-
-  Raises:
-    tf.errors.InvalidArgumentError: at run time, if the bytes are not a decodable image.
-  """
-  image = tf.io.decode_image(image_bytes, channels=3, dtype=tf.uint8, expand_animations=False)
-  image.set_shape([None, None, 3])
-  return image
-
-
-def to_rgb(image: tf.Tensor) -> tf.Tensor:
-  """Returns `image` (`[..., H, W, C]`, C in 1..4) with 3 channels: gray replicated, alpha dropped.
-
-  Raises:
-    ValueError: if the static channel count is not 1, 2, 3 or 4.
-  """
-  image = tf.convert_to_tensor(image)
-  channels = image.shape[-1]
-  if channels == 3:
-    return image
-  if channels in (1, 2):
-    return tf.concat([image[..., :1]] * 3, axis=-1)
-  if channels == 4:
-    return image[..., :3]
-  if channels is not None:
-    raise ValueError(f"Images must have 1, 2, 3 or 4 channels (gray, gray+alpha, RGB, RGBA); got "
-                     f"shape {image.shape}.")
-  num_channels = tf.shape(image)[-1]
-  image = tf.cond(num_channels < 3, lambda: tf.concat([image[..., :1]] * 3, axis=-1),
-                  lambda: image[..., :3])
-  return tf.ensure_shape(image, image.shape[:-1].concatenate([3]))
-
-
-def to_float(image: tf.Tensor) -> tf.Tensor:
-  """Integer images -> float32 in [0, 1] (`convert_image_dtype`, as slim); floats -> float32."""
-  image = tf.convert_to_tensor(image)
-  if image.dtype == tf.float32:
-    return image
-  if image.dtype.is_floating:
-    return tf.cast(image, tf.float32)
-  return tf.image.convert_image_dtype(image, tf.float32)
-
-
-def _as_image(image_bytes_or_image: _TensorLike) -> tf.Tensor:
-  """Decodes bytes, converts to RGB; keeps the input dtype of decoded images."""
-  image = tf.convert_to_tensor(image_bytes_or_image)
-  if image.dtype == tf.string:
-    return decode_image_rgb(image)
-  if image.shape.rank is not None and image.shape.rank not in (3, 4):
-    raise ValueError(f"Expected an image [H, W, C] (or a batch [N, H, W, C]) or encoded bytes; got "
-                     f"shape {image.shape}.")
-  return to_rgb(image)
-
-
-def _check_size(height: int, width: int) -> None:
-  if not (isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0):
-    raise ValueError(f"height and width must be positive ints; got height={height!r}, "
-                     f"width={width!r}.")
 
 
 def central_crop(image: tf.Tensor, central_fraction: float) -> tf.Tensor:
@@ -176,19 +119,6 @@ def preprocess_for_eval(image: _TensorLike, height: int, width: int,
     image = central_crop(image, central_fraction)
   image = resize_bilinear_tf1(image, height, width)
   return (image - 0.5) * 2.0
-
-
-def _seeds(seed) -> tf.Tensor:
-  """A `[_NUM_SEEDS, 2]` table of independent stateless seeds derived from `seed`."""
-  if seed is None:
-    base = tf.random.uniform([2], minval=0, maxval=2**31 - 1, dtype=tf.int64)
-  else:
-    base = tf.cast(tf.convert_to_tensor(seed), tf.int64)
-    if base.shape.rank == 0:
-      base = tf.stack([base, tf.constant(0, tf.int64)])
-    elif base.shape != (2,):
-      raise ValueError(f"seed must be an int or a shape [2] integer tensor; got shape {base.shape}.")
-  return tf.random.experimental.stateless_split(base, num=_NUM_SEEDS)
 
 
 def _random_index(seed: tf.Tensor, num_cases: int) -> tf.Tensor:
@@ -608,90 +538,9 @@ def distort_color_batch(images: tf.Tensor, seed, *, fast_mode: bool = True) -> t
   return distort_color_batch_with_params(x, params, fast_mode=fast_mode)
 
 
-# TF-slim's vgg_preprocessing (used by resnet_v1_50 and VGG checkpoints): RGB means in 0..255.
-VGG_MEANS = (123.68, 116.78, 103.94)
-VGG_RESIZE_SIDE_MIN = 256
-VGG_RESIZE_SIDE_MAX = 512
-
-
-def _aspect_preserving_resize(image: tf.Tensor, smallest_side) -> tf.Tensor:
-  """Slim's `_aspect_preserving_resize`: smallest side -> `smallest_side` (rint of the scaled
-  sizes in float32), TF1 bilinear resize without half-pixel centers. float32 output."""
-  shape = tf.shape(image)
-  height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
-  side = tf.cast(smallest_side, tf.float32)
-  scale = tf.where(height > width, side / width, side / height)
-  new_height = tf.cast(tf.math.rint(height * scale), tf.int32)
-  new_width = tf.cast(tf.math.rint(width * scale), tf.int32)
-  resized = tf.raw_ops.ResizeBilinear(images=image[tf.newaxis], size=tf.stack([new_height, new_width]),
-                                      align_corners=False, half_pixel_centers=False)
-  return resized[0]
-
-
-def preprocess_vgg_for_eval(image: _TensorLike, height: int, width: int,
-                            resize_side: int = VGG_RESIZE_SIDE_MIN) -> tf.Tensor:
-  """TF-slim's `vgg_preprocessing.preprocess_for_eval`: aspect-preserving resize of the smallest
-  side to `resize_side`, central `height` x `width` crop, RGB mean subtraction (0..255 scale).
-
-  Args:
-    image: encoded bytes or `[H, W, C]` uint8 image (C in 1..4).
-    height: output height.
-    width: output width.
-    resize_side: smallest side after the resize (must be >= height and width).
-
-  Returns:
-    float32 `[height, width, 3]`, mean-subtracted.
-  """
-  _check_size(height, width)
-  if resize_side < max(height, width):
-    raise ValueError(f"resize_side={resize_side} must be >= the crop size {height}x{width}.")
-  resized = _aspect_preserving_resize(_as_image(image), resize_side)
-  shape = tf.shape(resized)
-  top, left = (shape[0] - height) // 2, (shape[1] - width) // 2
-  crop = tf.ensure_shape(resized[top:top + height, left:left + width], [height, width, 3])
-  return crop - tf.constant(VGG_MEANS, tf.float32)
-
-
-def preprocess_vgg_for_train(image: _TensorLike, height: int, width: int, *, seed=None,
-                             resize_side_min: int = VGG_RESIZE_SIDE_MIN,
-                             resize_side_max: int = VGG_RESIZE_SIDE_MAX) -> tf.Tensor:
-  """TF-slim's `vgg_preprocessing.preprocess_for_train`: aspect-preserving resize of the smallest
-  side to a random size in [resize_side_min, resize_side_max], random crop, random left-right flip,
-  RGB mean subtraction. Stateless: equal seeds give equal outputs.
-
-  Returns:
-    float32 `[height, width, 3]`, mean-subtracted.
-  """
-  _check_size(height, width)
-  if resize_side_min < max(height, width) or resize_side_max < resize_side_min:
-    raise ValueError(f"Need crop size <= resize_side_min <= resize_side_max; got {height}x{width}, "
-                     f"{resize_side_min}, {resize_side_max}.")
-  seeds = _seeds(seed)
-  side = tf.random.stateless_uniform([], seed=seeds[1], minval=resize_side_min,
-                                     maxval=resize_side_max + 1, dtype=tf.int32)
-  resized = _aspect_preserving_resize(_as_image(image), side)
-  crop = tf.image.stateless_random_crop(resized, [height, width, 3], seed=seeds[0])
-  crop = tf.image.stateless_random_flip_left_right(crop, seed=seeds[2])
-  return crop - tf.constant(VGG_MEANS, tf.float32)
-
-
 # The preprocessing a model was trained with, by registry name ------------------------------------
 
 PREPROCESSING_KINDS = ("inception", "vgg", "torchvision")
-
-
-def resize_side_for_crop(image_size: int, crop_fraction: float = CENTRAL_FRACTION) -> int:
-  """The shorter side an eval crop of `image_size` is cut from: `floor(image_size / crop_fraction)`.
-
-  256 for 224 and 0.875: slim's vgg_preprocessing and torchvision's Resize(256) + CenterCrop(224);
-  the same rule as timm's `scale_size = floor(img_size / crop_pct)` at other sizes.
-
-  Raises:
-    ValueError: a fraction outside (0, 1].
-  """
-  if not 0.0 < crop_fraction <= 1.0:
-    raise ValueError(f"crop_fraction must be in (0, 1]; got {crop_fraction!r}.")
-  return int(math.floor(image_size / crop_fraction + 1e-9))
 
 
 def by_kind(kind: str, image_size: int, *, is_training: bool = False,
@@ -724,10 +573,6 @@ def by_kind(kind: str, image_size: int, *, is_training: bool = False,
   Raises:
     ValueError: an unknown kind or interpolation, or a bad image size.
   """
-  # Imported here: both modules build on this one.
-  from inception_tf.data import torchvision_preprocessing  # pylint: disable=import-outside-toplevel
-  from inception_tf.data import vgg_preprocessing  # pylint: disable=import-outside-toplevel
-
   if kind not in PREPROCESSING_KINDS:
     raise ValueError(f"Unknown preprocessing kind {kind!r}; valid kinds: "
                      f"{', '.join(PREPROCESSING_KINDS)}.")

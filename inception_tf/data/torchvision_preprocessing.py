@@ -47,7 +47,11 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from inception_tf.data import preprocessing
+from inception_tf.data.image_ops import as_image as _as_image
+from inception_tf.data.image_ops import check_size as _check_size
+from inception_tf.data.image_ops import decode_image_rgb
+from inception_tf.data.image_ops import resize_side_for_crop
+from inception_tf.data.image_ops import seed_table as _seeds
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -244,7 +248,7 @@ def decode_rgb(image_bytes) -> tf.Tensor:
   image = tf.cond(
       tf.io.is_jpeg(image_bytes),
       lambda: tf.io.decode_jpeg(image_bytes, channels=3, dct_method="INTEGER_ACCURATE"),
-      lambda: preprocessing.decode_image_rgb(image_bytes))
+      lambda: decode_image_rgb(image_bytes))
   return tf.ensure_shape(image, [None, None, 3])
 
 
@@ -253,7 +257,7 @@ def to_pixels(image) -> tf.Tensor:
   image = tf.convert_to_tensor(image)
   if image.dtype == tf.string:
     return decode_rgb(image)
-  image = preprocessing._as_image(image)  # pylint: disable=protected-access
+  image = _as_image(image)
   if image.shape.rank != 3:
     raise ValueError(f"Expected one image [H, W, C] or encoded bytes; got shape {image.shape}.")
   if image.dtype != tf.uint8:
@@ -275,9 +279,9 @@ def preprocess_for_eval(image, image_size: int = 224, resize_size: int | None = 
   Raises:
     ValueError: a bad size, a resize smaller than the crop, or a bad channel count.
   """
-  preprocessing._check_size(image_size, image_size)  # pylint: disable=protected-access
+  _check_size(image_size, image_size)
   if resize_size is None:
-    resize_size = preprocessing.resize_side_for_crop(image_size)
+    resize_size = resize_side_for_crop(image_size)
   if resize_size < image_size:
     raise ValueError(f"resize_size={resize_size} must be >= image_size={image_size} (the crop is "
                      "taken from the resized image).")
@@ -348,11 +352,11 @@ def preprocess_for_train(image, image_size: int = 224, *, seed=None,
   Raises:
     ValueError: a bad size, range, seed or channel count.
   """
-  preprocessing._check_size(image_size, image_size)  # pylint: disable=protected-access
+  _check_size(image_size, image_size)
   if not 0.0 < scale[0] <= scale[1] <= 1.0 or not 0.0 < ratio[0] <= ratio[1]:
     raise ValueError(f"Need 0 < scale[0] <= scale[1] <= 1 and 0 < ratio[0] <= ratio[1]; got "
                      f"scale={tuple(scale)}, ratio={tuple(ratio)}.")
-  seeds = preprocessing._seeds(seed)  # pylint: disable=protected-access
+  seeds = _seeds(seed)
   image = to_pixels(image)
   shape = tf.shape(image)
   box = random_resized_crop_box(shape[0], shape[1], seeds[0], scale=scale, ratio=ratio)

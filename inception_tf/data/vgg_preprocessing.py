@@ -10,8 +10,8 @@ slim's code (`preprocessing/vgg_preprocessing.py`, the version with `tf.rint` si
 * train: the shorter side resized to a random integer in [256, 512], a random crop (offsets uniform
   over the valid range), a random left-right flip, mean subtraction.
 
-The resize and the central crop are `preprocessing._aspect_preserving_resize` and
-`preprocessing.preprocess_vgg_for_eval`, bit-exact with slim's TF1 ops (eval and train:
+The resize and the central crop are `_aspect_preserving_resize` and `preprocess_vgg_for_eval`
+(also `preprocessing.preprocess_vgg_for_eval`, the input pipeline's (height, width) form), bit-exact with slim's TF1 ops (eval and train:
 tests/data/test_model_preprocessing.py, on scikit-image's photos at two sizes). This module
 makes them a function of the model's input size: for `image_size` S the eval side is
 `floor(S / crop_fraction)` and the train range [that, twice that] — slim's 256 and [256, 512] at
@@ -29,12 +29,78 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from inception_tf.data import preprocessing
+from inception_tf.data.image_ops import TensorLike as _TensorLike
+from inception_tf.data.image_ops import as_image as _as_image
+from inception_tf.data.image_ops import check_size as _check_size
+from inception_tf.data.image_ops import resize_side_for_crop
+from inception_tf.data.image_ops import seed_table as _seeds
+from inception_tf.data.image_ops import to_float
 
-VGG_MEANS = preprocessing.VGG_MEANS  # RGB, 0..255 scale
-RESIZE_SIDE_MIN = preprocessing.VGG_RESIZE_SIDE_MIN  # 256: eval side, smallest train side (S = 224)
-RESIZE_SIDE_MAX = preprocessing.VGG_RESIZE_SIDE_MAX  # 512: largest train side (S = 224)
+VGG_MEANS = (123.68, 116.78, 103.94)  # RGB, 0..255 scale
+RESIZE_SIDE_MIN = 256  # eval side, smallest train side (S = 224)
+RESIZE_SIDE_MAX = 512  # largest train side (S = 224)
 _NUM_DRAWS = 4  # resize side, crop top, crop left, flip
+
+
+def _aspect_preserving_resize(image: tf.Tensor, smallest_side) -> tf.Tensor:
+  """Slim's `_aspect_preserving_resize`: smallest side -> `smallest_side` (rint of the scaled
+  sizes in float32), TF1 bilinear resize without half-pixel centers. float32 output."""
+  shape = tf.shape(image)
+  height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+  side = tf.cast(smallest_side, tf.float32)
+  scale = tf.where(height > width, side / width, side / height)
+  new_height = tf.cast(tf.math.rint(height * scale), tf.int32)
+  new_width = tf.cast(tf.math.rint(width * scale), tf.int32)
+  resized = tf.raw_ops.ResizeBilinear(images=image[tf.newaxis], size=tf.stack([new_height, new_width]),
+                                      align_corners=False, half_pixel_centers=False)
+  return resized[0]
+
+
+def preprocess_vgg_for_eval(image: _TensorLike, height: int, width: int,
+                            resize_side: int = RESIZE_SIDE_MIN) -> tf.Tensor:
+  """TF-slim's `vgg_preprocessing.preprocess_for_eval`: aspect-preserving resize of the smallest
+  side to `resize_side`, central `height` x `width` crop, RGB mean subtraction (0..255 scale).
+
+  Args:
+    image: encoded bytes or `[H, W, C]` uint8 image (C in 1..4).
+    height: output height.
+    width: output width.
+    resize_side: smallest side after the resize (must be >= height and width).
+
+  Returns:
+    float32 `[height, width, 3]`, mean-subtracted.
+  """
+  _check_size(height, width)
+  if resize_side < max(height, width):
+    raise ValueError(f"resize_side={resize_side} must be >= the crop size {height}x{width}.")
+  resized = _aspect_preserving_resize(_as_image(image), resize_side)
+  shape = tf.shape(resized)
+  top, left = (shape[0] - height) // 2, (shape[1] - width) // 2
+  crop = tf.ensure_shape(resized[top:top + height, left:left + width], [height, width, 3])
+  return crop - tf.constant(VGG_MEANS, tf.float32)
+
+
+def preprocess_vgg_for_train(image: _TensorLike, height: int, width: int, *, seed=None,
+                             resize_side_min: int = RESIZE_SIDE_MIN,
+                             resize_side_max: int = RESIZE_SIDE_MAX) -> tf.Tensor:
+  """TF-slim's `vgg_preprocessing.preprocess_for_train`: aspect-preserving resize of the smallest
+  side to a random size in [resize_side_min, resize_side_max], random crop, random left-right flip,
+  RGB mean subtraction. Stateless: equal seeds give equal outputs.
+
+  Returns:
+    float32 `[height, width, 3]`, mean-subtracted.
+  """
+  _check_size(height, width)
+  if resize_side_min < max(height, width) or resize_side_max < resize_side_min:
+    raise ValueError(f"Need crop size <= resize_side_min <= resize_side_max; got {height}x{width}, "
+                     f"{resize_side_min}, {resize_side_max}.")
+  seeds = _seeds(seed)
+  side = tf.random.stateless_uniform([], seed=seeds[1], minval=resize_side_min,
+                                     maxval=resize_side_max + 1, dtype=tf.int32)
+  resized = _aspect_preserving_resize(_as_image(image), side)
+  crop = tf.image.stateless_random_crop(resized, [height, width, 3], seed=seeds[0])
+  crop = tf.image.stateless_random_flip_left_right(crop, seed=seeds[2])
+  return crop - tf.constant(VGG_MEANS, tf.float32)
 
 
 def to_pixels(image) -> tf.Tensor:
@@ -44,17 +110,17 @@ def to_pixels(image) -> tf.Tensor:
   as they are (the resize converts them, as slim's); floats are taken to be in [0, 1] and scaled
   to 0..255 (float32); other integer types are scaled to 0..255.
   """
-  image = preprocessing._as_image(image)  # pylint: disable=protected-access
+  image = _as_image(image)
   if image.dtype == tf.uint8:
     return image
   if image.dtype.is_floating:
     return tf.cast(image, tf.float32) * 255.0
-  return preprocessing.to_float(image) * 255.0
+  return to_float(image) * 255.0
 
 
 def resize_shorter_side(pixels: tf.Tensor, side) -> tf.Tensor:
   """slim's `_aspect_preserving_resize`: float32 `[H', W', 3]` in 0..255, shorter side `side`."""
-  return preprocessing._aspect_preserving_resize(pixels, side)  # pylint: disable=protected-access
+  return _aspect_preserving_resize(pixels, side)
 
 
 def resize(pixels: tf.Tensor, height, width) -> tf.Tensor:
@@ -88,9 +154,9 @@ def preprocess_for_eval(image, image_size: int = 224, resize_side: int | None = 
     ValueError: a bad size, or `resize_side` below the crop size.
   """
   if resize_side is None:
-    resize_side = preprocessing.resize_side_for_crop(image_size)
-  return preprocessing.preprocess_vgg_for_eval(to_pixels(image), image_size, image_size,
-                                               resize_side=resize_side)
+    resize_side = resize_side_for_crop(image_size)
+  return preprocess_vgg_for_eval(to_pixels(image), image_size, image_size,
+                                 resize_side=resize_side)
 
 
 def train_draws(seed, resize_side_min: int, resize_side_max: int) -> dict:
@@ -101,7 +167,7 @@ def train_draws(seed, resize_side_min: int, resize_side_max: int) -> dict:
     (reduced modulo the number of valid offsets once the resized size is known), "flip": bool}`.
   """
   seeds = tf.random.experimental.stateless_split(
-      preprocessing._seeds(seed)[0], num=_NUM_DRAWS)  # pylint: disable=protected-access
+      _seeds(seed)[0], num=_NUM_DRAWS)
   side = tf.random.stateless_uniform([], seeds[0], minval=resize_side_min,
                                      maxval=resize_side_max + 1, dtype=tf.int32)
   top = tf.random.stateless_uniform([], seeds[1], minval=0, maxval=2**31 - 1, dtype=tf.int32)
@@ -129,9 +195,9 @@ def preprocess_for_train(image, image_size: int = 224, *, seed=None,
   Raises:
     ValueError: a bad size or side range.
   """
-  preprocessing._check_size(image_size, image_size)  # pylint: disable=protected-access
+  _check_size(image_size, image_size)
   if resize_side_min is None:
-    resize_side_min = preprocessing.resize_side_for_crop(image_size)
+    resize_side_min = resize_side_for_crop(image_size)
   if resize_side_max is None:
     resize_side_max = 2 * resize_side_min
   if not image_size <= resize_side_min <= resize_side_max:
