@@ -84,7 +84,11 @@ def get_strategy(name: str = "default", *, tpu: str | None = None,
     # Every MirroredStrategy numbers its collectives from the same keys and TF caches a collective's
     # shape by key: a second strategy in one process whose all-reduces have other shapes (another
     # model) fails with "Shape mismatch in the collective instance". TF's own tests give each
-    # strategy a fresh key range the same way (TF 2.21's `_collective_key_base`).
+    # strategy a fresh key range the same way (TF 2.21's `_collective_key_base`). It stays private
+    # because no public API sets the range: `MirroredStrategy(cross_device_ops=...)` does not avoid
+    # the keys (under XLA on GPUs TF ignores it and uses its own CollectiveAllReduce, keyed from
+    # this base; `MirroredExtended._get_cross_device_ops`), and `CommunicationOptions` has no key
+    # (WORKSPACE_NOTES.md, Session 8).
     # pylint: disable-next=protected-access
     tf.distribute.MirroredStrategy._collective_key_base += 100_000
     return tf.distribute.MirroredStrategy(devices=devices)

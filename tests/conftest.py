@@ -17,9 +17,9 @@ def _op_determinism_stays_in_its_test():
 @pytest.fixture(autouse=True)
 def _global_seed_stays_in_its_test():
   """`keras.utils.set_random_seed` (used by tests for reproducible builds) also sets TF's global
-  seed, under which tf.data's `shuffle(seed=<tensor>)` - the input pipeline's per-epoch seeds -
-  fails to trace in TF 2.21 (the trainer clears it the same way, train/loop.py
-  `configure_determinism`). Clear it after each test, so tests do not depend on their order."""
+  seed, which changes what every later unseeded TF random op draws (the input pipeline no longer
+  depends on it: tests/data/test_data_pipeline.py). Clear it after each test, so tests do not
+  depend on their order."""
   yield
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   tf.random.set_seed(None)

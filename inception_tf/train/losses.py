@@ -52,10 +52,27 @@ def per_example_loss(outputs: Mapping[str, tf.Tensor], labels, *, label_smoothin
   return loss
 
 
+def sublayers(model: keras.Layer):
+  """Every layer inside `model`, once each: its `layers`, recursively into nested models and into
+  wrappers' `layer`. Public API only; for models of built-in layers the same layers in the same
+  order as Keras' private `_flatten_layers(include_self=False)` (a nested model's layers follow it,
+  last first), so sums over them round alike (tests/train/test_losses.py)."""
+  seen, stack = set(), list(reversed(getattr(model, "layers", [])))
+  while stack:
+    layer = stack.pop()
+    if id(layer) in seen:
+      continue
+    seen.add(id(layer))
+    yield layer
+    inner = layer.layers if isinstance(layer, keras.Model) else (
+        [layer.layer] if isinstance(layer, keras.layers.Wrapper) else [])
+    stack.extend(inner)
+
+
 def weight_decay_variables(model: keras.Model) -> list:
   """The kernels slim regularises: conv / depthwise / separable / dense weights, nothing else."""
   kernels, seen = [], set()
-  for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
+  for layer in sublayers(model):
     if not isinstance(layer, _KERNEL_LAYERS) or not layer.built:
       continue
     for attribute in ("kernel", "depthwise_kernel", "pointwise_kernel"):
