@@ -17,6 +17,8 @@ What happens:
    single-host `tf.distribute` strategy. Softmax probabilities are mapped to the data set's label
    space, averaged over the crops of an image and over the models, and only examples with mask 1
    count, so every example is counted exactly once whatever the batch size and replica count.
+   This step (`make_replica_step`: probabilities, top-k, cross-entropy, mask) is also the one the
+   trainer's in-loop evaluation runs, so both report the same numbers for the same weights.
 
 Class layouts. TF-slim's ImageNet records use 1001 classes (label 0 = background, 1..1000 the
 classes); tfds' use 1000. A model with one class more than the data (1001 on 1000) has its
@@ -315,17 +317,104 @@ def class_mapping(model_classes: int, data_classes: int, labels_offset: int) -> 
       "difference can be mapped. Pass the right --num_classes or data set.")
 
 
-def probabilities_in_data_space(logits: tf.Tensor, mapping: str) -> tf.Tensor:
-  """Softmax probabilities of `logits` as columns of the data's label space."""
+def probabilities_in_data_space(logits: tf.Tensor, mapping: str, *, log: bool = False) -> tf.Tensor:
+  """Softmax probabilities of `logits` as columns of the data's label space; with `log`, their
+  logarithms from log-softmax (finite where a probability underflows; an added background column
+  is -inf)."""
   logits = tf.cast(logits, tf.float32)
+  normalize = tf.nn.log_softmax if log else tf.nn.softmax
   if mapping == "identity":
-    return tf.nn.softmax(logits)
+    return normalize(logits)
   if mapping == "drop_background_logit":
-    return tf.nn.softmax(logits[:, 1:])
+    return normalize(logits[:, 1:])
   if mapping == "add_background_column":
-    probs = tf.nn.softmax(logits)
-    return tf.concat([tf.zeros_like(probs[:, :1]), probs], axis=1)
+    probs = normalize(logits)
+    background = (tf.fill(tf.shape(probs[:, :1]), -math.inf) if log
+                  else tf.zeros_like(probs[:, :1]))
+    return tf.concat([background, probs], axis=1)
   raise ValueError(f"Unknown class mapping {mapping!r}.")
+
+
+# ----------------------------------------------------------------------------------------------
+# The evaluation step: the one implementation behind the Evaluator and the trainer's evaluation.
+
+METRIC_KEYS = ("top1", "top5", "loss", "count")
+
+
+def make_replica_step(members: Sequence[Any], *, crops: int, num_classes: int) -> Callable:
+  """The evaluation of one replica's batch, per example; run it with `strategy.run`.
+
+  The `Evaluator` runs it on its batches; the trainer's in-loop evaluation runs it (XLA-compiled
+  on one device) through `masked_totals` on `pipeline_batch` of the input pipeline's eval batches.
+
+  Args:
+    members: the ensemble: objects with `model` (returns logits or {"logits", ...}),
+      `image_size`, `preprocessing` (they read `batch[input_key(image_size, preprocessing)]`) and
+      `mapping` (`class_mapping`), e.g. from `in_memory_member`.
+    crops: crops per image (the batch's images are `[B, crops, S, S, 3]`).
+    num_classes: the data's label space (the width after each member's class mapping).
+
+  Returns:
+    `replica_step(batch) -> {"probs": [B, C] softmax probabilities averaged over the crops and the
+    members, "top1", "top5": [B] bool (`metrics.top_k_correct` of the probabilities, top-5 as
+    top-min(5, C)), "loss": [B] float32 cross-entropy of the averaged probabilities (from log-
+    probabilities, finite where a probability underflows), "labels", "mask"}` for `batch` =
+    {input_key(S, kind): [B, crops, S, S, 3], "labels": [B] int, "mask": [B] float (0 = padding)}.
+    Static shapes in, static shapes out: it compiles with XLA.
+  """
+  top_k = min(5, num_classes)
+
+  @tf.autograph.experimental.do_not_convert  # Python loops over members only
+  def replica_step(batch):
+    labels = tf.cast(batch["labels"], tf.int32)
+    total, label_log_probs = None, []
+    for member in members:
+      images = batch[input_key(member.image_size, member.preprocessing)]
+      size = member.image_size
+      flat = tf.reshape(images, [-1, size, size, 3])
+      logits = _logits_of(fused.fused_call(member.model, flat, training=False))
+      probs = probabilities_in_data_space(logits, member.mapping)
+      probs = tf.reduce_mean(tf.reshape(probs, [-1, crops, num_classes]), axis=1)
+      total = probs if total is None else total + probs
+      log_probs = tf.reshape(probabilities_in_data_space(logits, member.mapping, log=True),
+                             [-1, crops, num_classes])
+      label_log_probs.append(tf.gather(log_probs, labels, axis=2, batch_dims=1))  # [B, crops]
+    probs = total / len(members)
+    # log of the mean over crops and members of the label's probability.
+    count = float(len(members) * crops)
+    loss = math.log(count) - tf.reduce_logsumexp(tf.concat(label_log_probs, axis=1), axis=1)
+    return {"probs": probs, "top1": metrics_lib.top_k_correct(probs, labels, 1),
+            "top5": metrics_lib.top_k_correct(probs, labels, top_k), "loss": loss,
+            "labels": labels, "mask": tf.cast(batch["mask"], tf.float32)}
+
+  return replica_step
+
+
+def masked_totals(outputs: dict) -> dict:
+  """Sums of a replica step's per-example top1 / top5 / loss over the real examples (mask 1), and
+  their count: what a distributed evaluation reduces across replicas (`METRIC_KEYS`)."""
+  mask = outputs["mask"]
+  return {"top1": tf.reduce_sum(tf.cast(outputs["top1"], tf.float32) * mask),
+          "top5": tf.reduce_sum(tf.cast(outputs["top5"], tf.float32) * mask),
+          "loss": tf.reduce_sum(outputs["loss"] * mask), "count": tf.reduce_sum(mask)}
+
+
+def pipeline_batch(batch: dict, *, image_size: int, preprocessing: str) -> dict:
+  """An eval batch of `inception_tf.data.make_dataset` ({"images": [B, S, S, 3], "labels",
+  "mask"}, already preprocessed with `preprocessing`) in the layout of `make_replica_step` (one
+  crop). A batch without "mask" counts every row."""
+  mask = batch["mask"] if "mask" in batch else tf.ones_like(batch["labels"], tf.float32)
+  return {input_key(image_size, preprocessing): batch["images"][:, tf.newaxis],
+          "labels": batch["labels"], "mask": mask}
+
+
+def in_memory_member(model: keras.Model, *, image_size: int, preprocessing: str,
+                     mapping: str = "identity") -> _Member:
+  """An ensemble member for `make_replica_step` from a built model (e.g. the trainer's)."""
+  return _Member(model=model, name=model.name, image_size=int(image_size),
+                 num_classes=int(_logits_of(model.output).shape[-1]), checkpoint=None,
+                 format=FORMAT_IN_MEMORY, step=None, ema_used=None, mapping=mapping,
+                 preprocessing=preprocessing)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -439,25 +528,7 @@ class Evaluator:
     return pipeline.decode_error_count(self.error_counter)
 
   def _make_step(self) -> Callable:
-    members, crops, classes = self.members, self.crops, self.num_classes
-    top_k = min(5, classes)
-
-    @tf.autograph.experimental.do_not_convert  # Python loops over members only
-    def replica_step(batch):
-      total = None
-      for member in members:
-        images = batch[input_key(member.image_size, member.preprocessing)]
-        size = member.image_size
-        flat = tf.reshape(images, [-1, size, size, 3])
-        logits = _logits_of(fused.fused_call(member.model, flat, training=False))
-        probs = probabilities_in_data_space(logits, member.mapping)
-        probs = tf.reduce_mean(tf.reshape(probs, [-1, crops, classes]), axis=1)
-        total = probs if total is None else total + probs
-      probs = total / len(members)
-      labels = batch["labels"]
-      return {"probs": probs, "top1": metrics_lib.top_k_correct(probs, labels, 1),
-              "top5": metrics_lib.top_k_correct(probs, labels, top_k),
-              "labels": labels, "mask": batch["mask"]}
+    replica_step = make_replica_step(self.members, crops=self.crops, num_classes=self.num_classes)
 
     @tf.function
     def step(batch):
@@ -486,6 +557,7 @@ class Evaluator:
     kept_probs, kept_labels = [], []
     skipped_before = self._undecodable_skipped()
     accumulator = metrics_lib.AccuracyAccumulator(self.num_classes, ks=(1, 5))
+    loss_sum = 0.0
     expected = self.expected_examples
     if expected and self.max_examples:
       expected = min(expected, self.max_examples)
@@ -508,6 +580,7 @@ class Evaluator:
         kept_probs.append(host["probs"][real])
         kept_labels.append(host["labels"][real])
       accumulator.update({1: host["top1"], 5: host["top5"]}, host["labels"], host["mask"])
+      loss_sum += float(np.sum(host["loss"].astype(np.float64) * (host["mask"] > 0)))
       if warm is None:
         warm, warm_examples = time.perf_counter(), accumulator.count
       if progress is not None:
@@ -539,6 +612,7 @@ class Evaluator:
         "undecodable_skipped": self._undecodable_skipped() - skipped_before,
         "top1_correct": result["top1_correct"], "top5_correct": result["top5_correct"],
         "top5_k": min(5, self.num_classes),
+        "loss": loss_sum / accumulator.count,
         "mean_per_class_accuracy": result["mean_per_class_accuracy"],
         "crops": self.crops, "image_sizes": self.image_sizes,
         "geometry": {str(s): crops_lib.describe(s, self.crops, self.central_fraction)
@@ -616,8 +690,9 @@ def evaluate(models, source: str | None = None, *, split: str = "validation", cr
       tfds_name, central_fraction, max_examples, num_classes, labels_offset, raw_dataset, verbose).
 
   Returns:
-    The report: top-1/top-5 accuracy and error, num_examples, crops and geometry, models (format,
-    step, EMA, class mapping), throughput and per-class accuracy.
+    The report: top-1/top-5 accuracy and error, loss (mean cross-entropy of the averaged
+    probabilities), num_examples, crops and geometry, models (format, step, EMA, class mapping),
+    throughput and per-class accuracy.
 
   Raises:
     EvaluationError: bad input (unknown crops, mismatching checkpoint, image size too small, ...).

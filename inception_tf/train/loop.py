@@ -14,7 +14,8 @@ Keras 3.15):
 
 Checkpoints every `checkpoint_every_steps` and at the end (see `checkpointing`), a console line per
 `log_every_steps`, TensorBoard scalars under `<model_dir>/train` and `<model_dir>/eval`, evaluation
-with the EMA weights every `eval_every_steps` and at the end (pad + mask: every example once).
+with the EMA weights every `eval_every_steps` and at the end (pad + mask: every example once), by
+the evaluator's own step (`inception_tf.eval.evaluate.make_replica_step`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ import tensorflow as tf
 
 from inception_tf import atomic
 from inception_tf import distribute
-from inception_tf.eval import metrics as metrics_lib
 from inception_tf.models import fused
 from inception_tf.train import checkpointing
 from inception_tf.train import ema as ema_lib
@@ -355,14 +355,8 @@ class Trainer:
     self.determinism_note = ""
     if not (config.deterministic and self.jit_compile):
       return
-    def max_pools(model):
-      for layer in model.layers:
-        if isinstance(layer, keras.Model):
-          yield from max_pools(layer)
-        elif isinstance(layer, keras.layers.MaxPooling2D):
-          yield layer.name
-
-    pools = list(max_pools(self.model))
+    pools = [layer.name for layer in losses.sublayers(self.model)
+             if isinstance(layer, keras.layers.MaxPooling2D)]
     if not pools:
       return
     if config.jit_compile:
@@ -399,32 +393,33 @@ class Trainer:
     self._train_function = train_steps
     return train_steps
 
-  def _replica_eval_step(self, batch):
-    images = batch["images"]
-    labels = tf.cast(batch["labels"], tf.int32)
-    mask = tf.cast(batch["mask"], tf.float32) if "mask" in batch else tf.ones_like(
-        labels, tf.float32)
-    logits = tf.cast(fused.fused_call(self.model, images, training=False)["logits"], tf.float32)
-    top5_k = min(5, self.num_classes)
-    # The evaluator's top-k (ties and non-finite scores handled the same way).
-    top1 = tf.cast(metrics_lib.top_k_correct(logits, labels, 1), tf.float32)
-    top5 = tf.cast(metrics_lib.top_k_correct(logits, labels, top5_k), tf.float32)
-    cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-    return {"top1": tf.reduce_sum(top1 * mask), "top5": tf.reduce_sum(top5 * mask),
-            "loss": tf.reduce_sum(cross_entropy * mask), "count": tf.reduce_sum(mask)}
-
   def eval_function(self):
-    """tf.function(distributed eval dataset) -> summed top1/top5/loss/count."""
+    """tf.function(distributed eval dataset) -> summed top1/top5/loss/count.
+
+    Each replica runs the evaluator's own step (`inception_tf.eval.evaluate.make_replica_step`:
+    probabilities, top-k, cross-entropy, masking) on its pipeline batches, XLA-compiled with the
+    train step; the sums are reduced across replicas.
+    """
     if self._eval_function is not None:
       return self._eval_function
-    step_fn = self._replica_eval_step
+    from inception_tf.eval import evaluate as evaluation  # pylint: disable=import-outside-toplevel
+    kind = preprocessing_kind(self.config)
+    member = evaluation.in_memory_member(self.model, image_size=self.image_size,
+                                         preprocessing=kind)
+    evaluator_step = evaluation.make_replica_step([member], crops=1,
+                                                  num_classes=self.num_classes)
+
+    def step_fn(batch):
+      batch = evaluation.pipeline_batch(batch, image_size=self.image_size, preprocessing=kind)
+      return evaluation.masked_totals(evaluator_step(batch))
+
     if self.jit_compile:
       step_fn = tf.function(step_fn, jit_compile=True)
     strategy = self.strategy
+    keys = evaluation.METRIC_KEYS
 
     @tf.function
     def evaluate(dataset):
-      keys = ("top1", "top5", "loss", "count")
       totals = tf.zeros([len(keys)], tf.float32)
       for batch in dataset:
         outputs = strategy.run(step_fn, args=(batch,))
@@ -436,7 +431,8 @@ class Trainer:
     return evaluate
 
   def evaluate(self, dataset, *, use_ema: bool = True) -> dict[str, float]:
-    """Top-1 / top-5 / cross-entropy over a distributed eval dataset (EMA weights by default)."""
+    """Top-1 / top-5 / cross-entropy over a distributed eval dataset (EMA weights by default),
+    with the correct counts ("top1_correct", "top5_correct") the evaluator reports too."""
     if use_ema and self.ema is not None:
       with self.ema.swapped():
         totals = self.eval_function()(dataset)
@@ -445,16 +441,14 @@ class Trainer:
     totals = {k: float(v.numpy()) for k, v in totals.items()}
     count = max(totals["count"], 1.0)
     return {"top1": totals["top1"] / count, "top5": totals["top5"] / count,
-            "loss": totals["loss"] / count, "num_examples": int(round(totals["count"]))}
+            "loss": totals["loss"] / count, "num_examples": int(round(totals["count"])),
+            "top1_correct": int(round(totals["top1"])), "top5_correct": int(round(totals["top5"]))}
 
 
 def configure_determinism(config: TrainConfig) -> None:
   """Seeds Python/NumPy/TF (model init, dropout) and, with `deterministic`, TF's op determinism."""
+  # The input pipeline's order depends on its own seed only, not on this global one.
   keras.utils.set_random_seed(config.seed)
-  # Keras' initialisers and dropout draw from their own seed generators (seeded above); the TF
-  # global seed is cleared again because `tf.data` `shuffle(seed=<tensor>)` (used by the input
-  # pipeline for per-epoch seeds) fails to trace while a global seed is set (TF 2.21).
-  tf.random.set_seed(None)
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
 

@@ -1,0 +1,43 @@
+"""The trainer evaluates through the evaluator's own step: on the same checkpoint, its in-loop
+numbers equal the CLI evaluator's (counts exactly, losses to float32 summation)."""
+
+import io
+
+import pytest
+
+from inception_tf import train
+from inception_tf.eval import evaluate as ev
+
+STEPS = 4
+BATCH = 50  # the digits' 360 validation examples: 7 full batches and a padded one
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+  model_dir = str(tmp_path_factory.mktemp("run"))
+  # jit_compile default: the trainer's evaluation step is XLA-compiled on one device.
+  config = train.quickstart(train_steps=STEPS, train_epochs=None, checkpoint_every_steps=STEPS,
+                            eval_every_steps=STEPS // 2, eval_batch_size=BATCH, cache_data=False)
+  stream = io.StringIO()
+  results = train.train_and_evaluate(config, model_dir, stream=stream)
+  return model_dir, results, stream.getvalue()
+
+
+@pytest.mark.slow  # trains the quick-start network a few steps (~3 min on a loaded 2-core CPU)
+def test_trainer_evaluation_equals_the_evaluator_on_its_checkpoint(run):
+  model_dir, results, log = run
+  assert "Evaluation at step 2" in log  # the in-loop evaluation ran before the final one
+  in_loop = results["eval"]  # the final evaluation, EMA weights, of the checkpoint at STEPS
+  report = ev.evaluate(ev.ModelSpec(checkpoint=model_dir), batch_size=BATCH, verbose=0)
+  assert report["checkpoint_step"] == STEPS and report["ema_used"] == [True]
+  assert in_loop["num_examples"] == report["num_examples"] == 360
+  assert in_loop["top1_correct"] == report["top1_correct"]
+  assert in_loop["top5_correct"] == report["top5_correct"]
+  assert in_loop["loss"] == pytest.approx(report["loss"], rel=1e-5)
+  # A model a few steps old: neither count is trivially 0 or all (so equality says something).
+  assert 0 < report["top5_correct"] < 360 and report["top1_correct"] < report["top5_correct"]
+  raw = ev.evaluate(ev.ModelSpec(checkpoint=model_dir, use_ema=False), batch_size=BATCH,
+                    verbose=0)
+  assert results["eval_raw"]["top5_correct"] == raw["top5_correct"]
+  assert results["eval_raw"]["top1_correct"] == raw["top1_correct"]
+  assert results["eval_raw"]["loss"] == pytest.approx(raw["loss"], rel=1e-5)
