@@ -29,8 +29,8 @@ same number of epochs within a study, `FASHION_EPOCHS`):
   registry; the claim is about training error (the deeper plain net's is higher).
 * `cardinality` (ResNeXt paper Table 3, at CIFAR scale): `resnext_cifar` thinned to 20 layers at
   equal complexity with cardinality 1, 8 and 32 (`CARDINALITY_VARIANTS`). Its grouped
-  convolutions (Keras `Conv2D(groups=C)`) train far too slowly on CPUs with TF 2.21 for the C > 1
-  runs (measured in experiments/README.md); run it where grouped convolutions are fast.
+  convolutions (Keras `Conv2D(groups=C)`) train through the trainer's `fused_call`, which computes
+  them with TF's grouped kernel (`inception_tf.models.grouped`), not Keras' slow nested XLA path.
 * `residual_fashion`: the `residual` study's two networks on Fashion-MNIST.
 * `smoothing_fashion` (v3 paper §7): resnet20 with label smoothing 0.1 and without; the run
   without smoothing is the `degradation` study's resnet20 run (same config and seed), copied.
@@ -66,7 +66,7 @@ from inception_tf.models import layers  # pylint: disable=wrong-import-position
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 DIGITS_STUDIES = ("residual", "scaling", "smoothing", "resolution")
-# Cardinality last: its grouped convolutions are very slow on CPUs (experiments/README.md).
+# Cardinality last: its C32 runs cost the most per step (experiments/README.md).
 FASHION_STUDIES = ("degradation", "residual_fashion", "smoothing_fashion", "cardinality")
 STUDIES = DIGITS_STUDIES + FASHION_STUDIES
 DEFAULT_FASHION_DIR = os.path.join(os.path.expanduser("~"), ".cache", "inception_tf",
