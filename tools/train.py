@@ -121,14 +121,6 @@ _DIRECT = (
     "init_checkpoint", "seed", "deterministic")
 
 
-def _parse_options(items) -> dict:
-  from inception_tf.models import parse_model_options  # pylint: disable=import-outside-toplevel
-  try:
-    return parse_model_options(items)
-  except ValueError as error:
-    raise app.UsageError(f"--model_options: {error}") from error
-
-
 def config_from_flags():
   """The `TrainConfig` of the preset with every flag that was given applied."""
   from inception_tf import train  # pylint: disable=import-outside-toplevel
@@ -142,7 +134,7 @@ def config_from_flags():
   if FLAGS.train_epochs is not None and FLAGS.train_steps is None:
     changes["train_steps"] = None
   if FLAGS.model_options is not None:
-    changes["model_options"] = _parse_options(FLAGS.model_options)
+    changes["model_options"] = cli.model_options()
   elif FLAGS.model is not None and FLAGS.model != config.model:
     changes["model_options"] = {}  # the preset's options belong to the preset's model
   if FLAGS.gradient_clip_norm is not None:
@@ -167,6 +159,12 @@ def main(argv):
   print(f"Preset {preset}; model_dir {model_dir}", flush=True)
   from inception_tf.train import checkpointing  # pylint: disable=import-outside-toplevel
   from inception_tf.train import run_lock  # pylint: disable=import-outside-toplevel
+  if config.init_checkpoint:  # the library checks it too; here the error can name the flag
+    from inception_tf import checkpoints  # pylint: disable=import-outside-toplevel
+    try:
+      checkpoints.resolve_checkpoint_path(config.init_checkpoint)
+    except (ValueError, FileNotFoundError) as error:
+      sys.exit(f"error: --init_checkpoint: {error}")
   try:
     train.train_and_evaluate(config, model_dir)
   except (run_lock.RunDirectoryLocked, run_lock.RunLockLost,
