@@ -100,10 +100,21 @@ def define_model_flags(*, ensemble: bool = False) -> None:
 
 
 def model_options() -> dict:
-  """--model_options as a dict (a usage error names the flag)."""
+  """--model_options as a dict (a usage error names the flag).
+
+  absl splits a list flag at every comma, so a tuple value arrives in pieces
+  (`units=(1,1,1,1),groups=4` -> "units=(1", "1", "1", "1)", "groups=4"); a piece without "="
+  continues the entry before it.
+  """
   from inception_tf.models import parse_model_options  # pylint: disable=import-outside-toplevel
+  entries = []
+  for piece in FLAGS.model_options or ():
+    if entries and "=" not in piece:
+      entries[-1] += "," + piece
+    else:
+      entries.append(piece)
   try:
-    return parse_model_options(FLAGS.model_options or ())
+    return parse_model_options(entries)
   except ValueError as error:
     raise app.UsageError(f"--model_options: {error}") from error
 
