@@ -464,22 +464,21 @@ def _pad_batch_count(ds: tf.data.Dataset, *, batch_size: int, pipeline_sizes: Op
 _GRAPH_SEED = 87654321
 
 
-def _seeded_shuffle(ds: tf.data.Dataset, buffer_size, seed: tf.Tensor) -> tf.data.Dataset:
-  """`ds.shuffle(buffer_size, seed=seed, reshuffle_each_iteration=False)` in an order that depends
-  on `seed` alone, whatever the process's global seed.
+def _pin_graph_seed() -> None:
+  """Makes the seeded ops of the dataset function being traced (the epoch's file and record
+  shuffles, tfds' file shuffle) depend on their own seeds alone, whatever the global seed.
 
-  A shuffle's seeds are (graph-level seed, `seed`), and the graph-level seed is the global one once
-  a user calls `keras.utils.set_random_seed` / `tf.random.set_seed`: the order would follow it,
-  and a global seed of 0 makes TF 2.21's `random_seed.get_seed` compare the tensor `seed` with 0
-  in Python, which fails to trace ("Using a symbolic tf.Tensor as a Python bool"). This runs while
-  tf.data traces a dataset function (graph mode), where `tf.random.set_seed` sets that function
-  graph's seed only, never the global one: to the value TF uses when no global seed is set, so
-  the order is the one the pipeline has always produced without a global seed.
+  An op's seeds are (graph-level seed, op seed), and the graph-level seed is the global one once a
+  user calls `keras.utils.set_random_seed` / `tf.random.set_seed`: the order would follow it, and
+  a global seed of 0 makes TF 2.21's `random_seed.get_seed` compare a tensor op seed with 0 in
+  Python, which fails to trace ("Using a symbolic tf.Tensor as a Python bool"). While tf.data
+  traces a function (graph mode), `tf.random.set_seed` sets that function graph's seed only, never
+  the global one: to the value TF uses when no global seed is set, so the order is the one the
+  pipeline has always produced without a global seed.
   """
   if tf.executing_eagerly():  # `set_seed` would set the process's global seed
-    raise AssertionError("_seeded_shuffle must be called while tf.data traces a function.")
+    raise AssertionError("_pin_graph_seed must be called while tf.data traces a function.")
   tf.random.set_seed(_GRAPH_SEED)
-  return ds.shuffle(buffer_size, seed=seed, reshuffle_each_iteration=False)
 
 
 def _training_stream(records, epoch_size: Optional[int], *, seed: int, cache: bool,
@@ -496,9 +495,11 @@ def _training_stream(records, epoch_size: Optional[int], *, seed: int, cache: bo
   else:
     one_epoch_source = lambda epoch_seed: records(epoch_seed, True)  # noqa: E731
 
-  def one_epoch(epoch):
+  def one_epoch(epoch):  # traced by flat_map: everything it creates is in one function graph
+    _pin_graph_seed()
     epoch_seed = tf.constant(seed, tf.int64) * 7919 + epoch
-    return _seeded_shuffle(one_epoch_source(epoch_seed), shuffle_buffer_size, epoch_seed)
+    return one_epoch_source(epoch_seed).shuffle(shuffle_buffer_size, seed=epoch_seed,
+                                                reshuffle_each_iteration=False)
 
   if epoch_size:  # whole epochs are skipped without reading them
     first_epoch = min(skip // epoch_size, total_epochs)
@@ -527,8 +528,8 @@ def _tfrecord_records(source, split, num_pipelines, pipeline_id):
 
   def records(epoch_seed, shuffle_files):
     ds = tf.data.Dataset.from_tensor_slices(files)
-    if shuffle_files and shard_files and len(files) > 1:
-      ds = _seeded_shuffle(ds, len(files), epoch_seed)
+    if shuffle_files and shard_files and len(files) > 1:  # in `one_epoch`: graph seed pinned
+      ds = ds.shuffle(len(files), seed=epoch_seed, reshuffle_each_iteration=False)
     ds = ds.interleave(
         lambda f: tf.data.TFRecordDataset(f, buffer_size=_READ_BUFFER_BYTES),
         cycle_length=cycle_length, block_length=1, num_parallel_calls=tf.data.AUTOTUNE,
