@@ -396,7 +396,10 @@ def masked_totals(outputs: dict) -> dict:
   mask = outputs["mask"]
   return {"top1": tf.reduce_sum(tf.cast(outputs["top1"], tf.float32) * mask),
           "top5": tf.reduce_sum(tf.cast(outputs["top5"], tf.float32) * mask),
-          "loss": tf.reduce_sum(outputs["loss"] * mask), "count": tf.reduce_sum(mask)}
+          # where, not a product: a padding row's loss may be inf (label 0 on an added
+          # background column) and inf * 0 is NaN.
+          "loss": tf.reduce_sum(tf.where(mask > 0, outputs["loss"] * mask, 0.0)),
+          "count": tf.reduce_sum(mask)}
 
 
 def pipeline_batch(batch: dict, *, image_size: int, preprocessing: str) -> dict:
@@ -580,7 +583,7 @@ class Evaluator:
         kept_probs.append(host["probs"][real])
         kept_labels.append(host["labels"][real])
       accumulator.update({1: host["top1"], 5: host["top5"]}, host["labels"], host["mask"])
-      loss_sum += float(np.sum(host["loss"].astype(np.float64) * (host["mask"] > 0)))
+      loss_sum += float(np.sum(host["loss"][host["mask"] > 0], dtype=np.float64))
       if warm is None:
         warm, warm_examples = time.perf_counter(), accumulator.count
       if progress is not None:

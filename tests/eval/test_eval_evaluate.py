@@ -167,6 +167,33 @@ def test_1001_class_model_on_1000_class_data(records):
   report = _run_with_probabilities(wide, records, 1, num_classes=14, labels_offset=0)
   assert report["models"][0]["class_mapping"] == "drop_background_logit"
   assert report["probabilities"].shape == (NUM, 14)
+  _assert_loss_is_the_cross_entropy_of_the_probabilities(report)
+
+
+def _assert_loss_is_the_cross_entropy_of_the_probabilities(report):
+  label_probabilities = report["probabilities"][np.arange(NUM), report["labels"]]
+  assert report["loss"] == pytest.approx(-np.mean(np.log(label_probabilities)), rel=1e-5)
+
+
+def test_1000_class_model_on_1001_class_data_pads_with_background_labels(records):
+  # Data labels 1..13 of 14 classes (0 = background); a 13-class model has no background logit.
+  # Batches of 5 pad the last one with label 0, whose added probability column is 0 (log -inf):
+  # the padding must not reach the loss.
+  narrow = eval_fixtures.tiny_model(32, 13, seed=3)
+  report = _run_with_probabilities(narrow, records, 1, num_classes=14, labels_offset=1)
+  assert report["models"][0]["class_mapping"] == "add_background_column"
+  assert report["num_examples"] == NUM and NUM % 5
+  np.testing.assert_array_equal(report["probabilities"][:, 0], 0.0)
+  _assert_loss_is_the_cross_entropy_of_the_probabilities(report)
+
+
+def test_masked_totals_count_only_real_rows():
+  """The trainer's reduction of the step: padding rows (mask 0) add nothing, even an inf loss."""
+  outputs = {"top1": tf.constant([True, False, True]), "top5": tf.constant([True, True, True]),
+             "loss": tf.constant([1.5, 0.25, np.inf]), "mask": tf.constant([1.0, 1.0, 0.0])}
+  totals = tf.function(ev.masked_totals, jit_compile=True)(outputs)
+  assert {k: float(v) for k, v in totals.items()} == {"top1": 1.0, "top5": 2.0, "loss": 1.75,
+                                                      "count": 2.0}
 
 
 def test_unknown_crops_value(records, model):
