@@ -167,14 +167,17 @@ def test_jit_compiled_mixed_bfloat16_step_fits_a_separable_batch(monkeypatch, bf
 def slim_v1_checkpoint(tmp_path_factory):
   """A TF-slim-format Inception-v1 checkpoint with ImageNet's 1001 classes."""
   keras.utils.set_random_seed(3)
-  model = models.create_model("inception_v1", 1001, image_size=64, depth_multiplier=0.25)
+  model = models.create_model("inception_v1", 1001, image_size=32, depth_multiplier=0.25)
   path = str(tmp_path_factory.mktemp("slim") / "inception_v1.ckpt")
   checkpoints.save_slim_checkpoint(model, path, global_step=1000)
   return path, {name: v.numpy() for name, v in naming.slim_variables(model).items()}
 
 
 def _digits_config(**changes):
-  base = dict(model="inception_v1", model_options={"depth_multiplier": 0.25}, image_size=64,
+  # 32x32 (the digits carry 8x8 pixels) and no XLA: the compiled step is covered by the bfloat16
+  # step test; here its compilation was most of the fine-tuning test's time.
+  base = dict(model="inception_v1", model_options={"depth_multiplier": 0.25}, image_size=32,
+              jit_compile=False,
               train_batch_size=32, eval_batch_size=50, train_steps=30, learning_rate=0.02,
               learning_rate_batch_size=32, warmup_epochs=0.0, checkpoint_every_steps=1000,
               log_every_steps=10, steps_per_execution=10, summary_images=2, ema_decay=0.9,
@@ -203,7 +206,7 @@ def test_fine_tune_from_slim_checkpoint_on_digits_with_new_num_classes(tmp_path,
   assert result["eval"]["num_examples"] == 360  # the digits validation split, every image once
 
   # The new head is 11-way (the 1001-way one was excluded from the restore).
-  model = models.create_model("inception_v1", 11, image_size=64, depth_multiplier=0.25)
+  model = models.create_model("inception_v1", 11, image_size=32, depth_multiplier=0.25)
   checkpointing.restore_for_inference(model, str(tmp_path / "run"), use_ema=False)
   trained = {n: v.numpy() for n, v in naming.slim_variables(model).items()}
   assert trained["InceptionV1/Logits/Conv2d_0c_1x1/weights"].shape[-1] == 11
