@@ -116,6 +116,11 @@ def worker_index(strategy: tf.distribute.Strategy) -> int:
   return int(resolver.task_id)
 
 
+def uses_gpu(strategy: tf.distribute.Strategy) -> bool:
+  """Whether `strategy`'s replicas run on GPUs."""
+  return any("GPU" in device.upper() for device in strategy.extended.worker_devices)
+
+
 def is_tpu(strategy: tf.distribute.Strategy) -> bool:
   """True for TPUStrategy (XLA everywhere, `gs://` paths required)."""
   return isinstance(strategy, (tf.distribute.TPUStrategy,))

@@ -85,7 +85,7 @@ class TrainConfig:
   strategy: str = "default"
   tpu: str | None = None
   num_gpus: int = 0
-  jit_compile: bool | None = None  # None: on for one device and TPU, off for multi-device.
+  jit_compile: bool | None = None  # None: on for one GPU (TPU: always), off on CPU / multi-device.
   steps_per_execution: int = 1
   checkpoint_every_steps: int = 1000
   keep_checkpoints: int = 5

@@ -229,8 +229,9 @@ class Trainer:
     self.num_classes = num_classes
     self.image_size = image_size
     jit = config.jit_compile
-    if jit is None:
-      jit = self.num_replicas == 1 or distribute.is_tpu(strategy)
+    if jit is None:  # XLA where it is fast: one GPU (TPUs compile everything anyway). On CPUs,
+      # XLA's convolutions measured 2-3.4x slower than TF's oneDNN kernels (WORKSPACE_NOTES).
+      jit = self.num_replicas == 1 and distribute.uses_gpu(strategy)
     self.jit_compile = bool(jit) and not distribute.is_tpu(strategy)  # TPUs compile everything.
 
     with strategy.scope():

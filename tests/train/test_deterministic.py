@@ -21,7 +21,19 @@ def _trainer(**changes):
                       num_train_examples=40, image_size=32)
 
 
-def test_deterministic_default_step_runs_without_xla_for_max_pooling_models():
+@pytest.fixture
+def xla_by_default(monkeypatch):
+  """The default step XLA-compiled, as on one GPU (on a CPU the default is TF's kernels)."""
+  monkeypatch.setattr(distribute, "uses_gpu", lambda strategy: True)
+
+
+def test_default_step_is_xla_on_one_gpu_and_tf_kernels_on_cpu(monkeypatch):
+  assert not _trainer().jit_compile  # this machine: a CPU
+  monkeypatch.setattr(distribute, "uses_gpu", lambda strategy: True)
+  assert _trainer().jit_compile
+
+
+def test_deterministic_default_step_runs_without_xla_for_max_pooling_models(xla_by_default):
   trainer = _trainer(deterministic=True)
   assert not trainer.jit_compile
   assert "without XLA" in trainer.determinism_note
@@ -34,7 +46,7 @@ def test_deterministic_with_explicit_jit_compile_names_both_flags():
     _trainer(deterministic=True, jit_compile=True)
 
 
-def test_deterministic_keeps_xla_where_no_max_pool_needs_it():
+def test_deterministic_keeps_xla_where_no_max_pool_needs_it(xla_by_default):
   config = tiny.tiny_config(deterministic=True)
   trainer = loop.Trainer(config, distribute.get_strategy("default"), num_classes=tiny.NUM_CLASSES,
                          num_train_examples=40, image_size=tiny.IMAGE_SIZE,
