@@ -2,8 +2,8 @@
 Evaluation), on the built-in digits with the smallest Inception-v1 the tools accept.
 
 One training run is made while an evaluator watches its directory (the module fixture); the watch
-test checks what the evaluator did with the checkpoint that appeared, and the fine-tuning test
-starts a second run from that run.
+test checks what the evaluator did with the checkpoint that appeared; the fine-tuning tests start
+new runs from that run and from a TF-slim checkpoint.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ TRAIN_FLAGS = ["--preset=quickstart", *MODEL_FLAGS, "--nojit_compile", "--warmup
                "--eval_split=", "--ema_decay=0", "--batch_norm_momentum=0", "--log_every_steps=2",
                "--steps_per_execution=2", "--checkpoint_every_steps=1000"]
 
-# Both tests use the one run of the module fixture: one xdist worker makes it.
+# The tests share the module fixtures' data and run: one xdist worker makes them.
 pytestmark = pytest.mark.xdist_group("cli_watch_finetune")
 
 
@@ -71,9 +71,8 @@ def watched_run(tmp_path_factory, digits):
   """`evaluate.py --watch` started on a run directory that has no checkpoint yet, then
   `train.py` into that directory; the evaluator stops after the checkpoint of the last step."""
   root = tmp_path_factory.mktemp("watched")
-  data = digits
   run, reports = root / "run", root / "eval"
-  evaluator = _start("evaluate.py", f"--checkpoint={run}", "--watch", f"--data_dir={data}",
+  evaluator = _start("evaluate.py", f"--checkpoint={run}", "--watch", f"--data_dir={digits}",
                      f"--output_dir={reports}", "--watch_poll_seconds=0.2",
                      f"--watch_until_step={TRAIN_STEPS}", "--watch_timeout_seconds=600",
                      "--noprogress", log=root / "evaluate.log")
@@ -87,12 +86,12 @@ def watched_run(tmp_path_factory, digits):
       time.sleep(0.1)
     assert not run.exists()
     trained = _run("train.py", *TRAIN_FLAGS, f"--train_steps={TRAIN_STEPS}", "--seed=1",
-                   f"--data_dir={data}", f"--model_dir={run}")
+                   f"--data_dir={digits}", f"--model_dir={run}")
     code = evaluator.wait(timeout=TIMEOUT)
   finally:
     if evaluator.poll() is None:
       evaluator.kill()
-  return {"run": run, "data": data, "reports": reports, "train_log": trained.stdout,
+  return {"run": run, "data": digits, "reports": reports, "train_log": trained.stdout,
           "evaluator_code": code, "evaluator_log": (root / "evaluate.log").read_text()}
 
 
