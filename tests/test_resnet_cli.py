@@ -145,30 +145,9 @@ def test_evaluator_reports_1_and_12_crops_with_the_models_preprocessing(chain):
     assert sum(c["count"] for c in report["per_class_accuracy"].values()) == examples
 
 
-# The torchvision kind decodes JPEG bytes with libjpeg's accurate IDCT (as torchvision and PIL);
-# the evaluator (eval/evaluate.py `_decode`) and serving (export/serving.py `decode_image_bounded`)
-# decode first with TF's default fast IDCT and preprocess the pixels: up to 0.105 apart on the
-# normalised inputs of 20 digits (WORKSPACE_NOTES "Session 8"). Strict: once fixed, XPASS fails.
-JPEG_DECODER = pytest.mark.xfail(strict=True, reason=(
-    "known: the evaluator and serving decode JPEGs with TF's fast IDCT before torchvision "
-    "preprocessing; the input pipeline and for_model use the accurate IDCT"))
-
-
-# The input pipeline's "vgg" kind (data/pipeline.py `make_dataset`) calls slim's functions with
-# slim's fixed sides (eval: shorter side 256; train: [256, 512]) at every input size; `for_model`
-# and the evaluator scale them with the size (floor(S / 0.875): 36 at 32). At 224 they agree; at
-# 32 the trainer sees a 32 x 32 patch of a 256-pixel digit (on one run's weights: the trainer's
-# final evaluation loss 2.964, evaluate.py's 3.502; WORKSPACE_NOTES "Session 8").
-VGG_PIPELINE_SIDES = pytest.mark.xfail(strict=True, reason=(
-    "known: the input pipeline's vgg preprocessing keeps slim's 256 / [256, 512] sides at every "
-    "input size; for_model and the evaluator scale them"))
-
-
-def test_trainer_input_pipeline_applies_for_model(chain, request):
+def test_trainer_input_pipeline_applies_for_model(chain):
   """The input pipeline behind the trainer's evaluations (`data.make_dataset`, eval mode, the
   run's preprocessing kind) gives each digit `for_model(name)` of its stored bytes."""
-  if chain["kind"] == "vgg":
-    request.applymarker(VGG_PIPELINE_SIDES)
   from inception_tf import data  # pylint: disable=import-outside-toplevel
   from inception_tf.data import preprocessing  # pylint: disable=import-outside-toplevel
   with open(os.path.join(chain["run_dir"], "config.json")) as f:
@@ -202,10 +181,9 @@ def test_export_serves_the_models_preprocessing(chain, served):
     assert re.search(r"TFLite \(float32\): \S+\.tflite", chain["exported"]), chain["exported"]
 
 
-def test_export_on_jpeg_bytes_equals_for_model_of_the_bytes(chain, served, request):
-  """The stored JPEG itself: serving decodes and preprocesses it as `for_model(name)` does."""
-  if chain["kind"] == "torchvision":
-    request.applymarker(JPEG_DECODER)
+def test_export_on_jpeg_bytes_equals_for_model_of_the_bytes(chain, served):
+  """The stored JPEG itself: serving decodes and preprocesses it as `for_model(name)` does (the
+  torchvision kind with libjpeg's accurate IDCT, as PIL; the slim kinds with TF's default)."""
   expected = _keras_probabilities(served["model"], chain["name"], chain["kind"],
                                   served["files"][0])
   np.testing.assert_allclose(served["outputs"]["all_probabilities"][0], expected, rtol=0,

@@ -99,8 +99,9 @@ def define_model_flags(*, ensemble: bool = False) -> None:
                       "auto: sniffed from --checkpoint.")
 
 
-def model_options() -> dict:
-  """--model_options as a dict (a usage error names the flag).
+def model_options(pieces=None) -> dict:
+  """--model_options (or `pieces`, another list flag's value) as a dict; a usage error names the
+  flag.
 
   absl splits a list flag at every comma, so a tuple value arrives in pieces
   (`units=(1,1,1,1),groups=4` -> "units=(1", "1", "1", "1)", "groups=4"); a piece without "="
@@ -108,7 +109,7 @@ def model_options() -> dict:
   """
   from inception_tf.models import parse_model_options  # pylint: disable=import-outside-toplevel
   entries = []
-  for piece in FLAGS.model_options or ():
+  for piece in (FLAGS.model_options if pieces is None else pieces) or ():
     if entries and "=" not in piece:
       entries[-1] += "," + piece
     else:

@@ -10,12 +10,12 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import cli  # noqa: E402  (first: quiets TensorFlow before it is imported)
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from inception_tf import convert  # noqa: E402
 from inception_tf.models import list_models  # noqa: E402
-from inception_tf.models import parse_model_options  # noqa: E402
 
 _MODEL = flags.DEFINE_string("model", None, "Registered model name, e.g. inception_v4.")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Checkpoint prefix, file or directory.")
@@ -34,13 +34,6 @@ _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --output
                                 "file is written beside it and renamed into place when verified).")
 
 
-def _parse_options(items) -> dict:
-  try:
-    return parse_model_options(items)
-  except ValueError as error:
-    raise app.UsageError(f"--model_options: {error}") from error
-
-
 def main(argv):
   del argv
   if _MODEL.value not in list_models():
@@ -50,7 +43,7 @@ def main(argv):
     report = convert.convert_slim_checkpoint(
         _MODEL.value, _CHECKPOINT.value, _OUTPUT.value, num_classes=_NUM_CLASSES.value,
         aux_logits=aux, use_ema=_USE_EMA.value, drop_background_class=_DROP_BACKGROUND.value,
-        image_size=_IMAGE_SIZE.value, model_options=_parse_options(_MODEL_OPTIONS.value),
+        image_size=_IMAGE_SIZE.value, model_options=cli.model_options(_MODEL_OPTIONS.value),
         overwrite=_OVERWRITE.value)
   except (ValueError, FileNotFoundError) as error:  # bad input: one line, no traceback
     sys.exit(f"error: {error}")

@@ -15,13 +15,13 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import cli  # noqa: E402  (first: quiets TensorFlow before it is imported)
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from inception_tf import checkpoints  # noqa: E402
 from inception_tf.checkpoints import torch as torch_checkpoints  # noqa: E402
 from inception_tf.models import list_models  # noqa: E402
-from inception_tf.models import parse_model_options  # noqa: E402
 
 _MODEL = flags.DEFINE_string("model", None, "Registered model name, e.g. resnext50_32x4d.")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "The state_dict: .safetensors (or .pth/.pt).")
@@ -40,10 +40,7 @@ def main(argv):
   if _MODEL.value not in list_models():
     raise app.UsageError(f"--model={_MODEL.value!r} is not a registered model; valid: "
                          f"{', '.join(list_models())}.")
-  try:
-    options = parse_model_options(_MODEL_OPTIONS.value)
-  except ValueError as error:
-    raise app.UsageError(f"--model_options: {error}") from error
+  options = cli.model_options(_MODEL_OPTIONS.value)
   try:
     report = torch_checkpoints.convert_torch_checkpoint(
         _MODEL.value, _CHECKPOINT.value, _OUTPUT.value, num_classes=_NUM_CLASSES.value,

@@ -21,13 +21,21 @@ CENTRAL_FRACTION = 0.875  # slim's eval central crop (and 224 / 256 of the VGG /
 NUM_SEEDS = 8
 
 
-def decode_image_rgb(image_bytes: TensorLike) -> tf.Tensor:
+# Preprocessing kinds whose reference decodes JPEGs with libjpeg's accurate integer IDCT (PIL, so
+# torchvision); TF-slim's kinds decode with TF's default (fast) IDCT, as slim does.
+ACCURATE_JPEG_KINDS = ("torchvision",)
+
+
+def decode_image_rgb(image_bytes: TensorLike, *, accurate_jpeg: bool = False) -> tf.Tensor:
   """Decodes JPEG, PNG, GIF (first frame) or BMP bytes to a uint8 RGB image `[H, W, 3]`.
 
   Grayscale is replicated to RGB and alpha is dropped; CMYK JPEGs are converted by libjpeg.
 
   Args:
     image_bytes: scalar string tensor (or Python bytes) with the encoded image.
+    accurate_jpeg: decode JPEGs with the accurate integer IDCT (PIL's and so torchvision's) rather
+      than TF's default fast one (TF-slim's); see `ACCURATE_JPEG_KINDS`. Lossless formats decode
+      the same either way.
 
   Returns:
     uint8 tensor `[H, W, 3]`.
@@ -35,7 +43,14 @@ def decode_image_rgb(image_bytes: TensorLike) -> tf.Tensor:
   Raises:
     tf.errors.InvalidArgumentError: at run time, if the bytes are not a decodable image.
   """
-  image = tf.io.decode_image(image_bytes, channels=3, dtype=tf.uint8, expand_animations=False)
+  if accurate_jpeg:
+    image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
+    image = tf.cond(
+        tf.io.is_jpeg(image_bytes),
+        lambda: tf.io.decode_jpeg(image_bytes, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: decode_image_rgb(image_bytes))
+  else:
+    image = tf.io.decode_image(image_bytes, channels=3, dtype=tf.uint8, expand_animations=False)
   image.set_shape([None, None, 3])
   return image
 

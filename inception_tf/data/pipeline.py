@@ -310,8 +310,9 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
   """
   source = os.fspath(source)
   height, width = _image_hw(image_size)
-  if preprocessing == "torchvision" and height != width:
-    raise ValueError(f"torchvision preprocessing makes square inputs; got image_size={image_size}.")
+  if preprocessing in ("vgg", "torchvision") and height != width:
+    raise ValueError(f"{preprocessing} preprocessing makes square inputs; got "
+                     f"image_size={image_size}.")
   if not isinstance(batch_size, int) or batch_size < 1:
     raise ValueError(f"batch_size must be a positive int (per replica); got {batch_size!r}.")
   if preprocessing not in PREPROCESSING:
@@ -352,11 +353,8 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
     def decode(index, raw):
       example = parse(raw)
       example_seed = tf.stack([tf.constant(seed, tf.int64) * 1_000_003 + pipeline_id, index])
-      if preprocessing == "vgg":
-        image = preprocessing_lib.preprocess_vgg_for_train(example["image_bytes"], height, width,
-                                                           seed=example_seed)
-      elif preprocessing == "torchvision":  # random resized crop + flip, ImageNet mean/std
-        image = preprocessing_lib.by_kind("torchvision", height, is_training=True)(
+      if preprocessing in ("vgg", "torchvision"):  # `for_model`'s: sides scaled with the size
+        image = preprocessing_lib.by_kind(preprocessing, height, is_training=True)(
             example["image_bytes"], seed=example_seed)
       elif color_distortion_on_device:  # uint8, colour distortion left to the training step
         image = preprocessing_lib.preprocess_for_train_uint8(
@@ -385,10 +383,8 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
 
     def decode(raw):
       example = parse(raw)
-      if preprocessing == "vgg":
-        image = preprocessing_lib.preprocess_vgg_for_eval(example["image_bytes"], height, width)
-      elif preprocessing == "torchvision":
-        image = preprocessing_lib.by_kind("torchvision", height,
+      if preprocessing in ("vgg", "torchvision"):
+        image = preprocessing_lib.by_kind(preprocessing, height,
                                           crop_fraction=central_fraction)(example["image_bytes"])
       else:
         image = preprocessing_lib.preprocess_for_eval(example["image_bytes"], height, width,

@@ -38,6 +38,7 @@ import tensorflow as tf
 from inception_tf.data import torchvision_preprocessing
 from inception_tf.data import vgg_preprocessing
 # Shared with the VGG and torchvision kinds (a leaf module, so that `by_kind` below can import both).
+from inception_tf.data.image_ops import ACCURATE_JPEG_KINDS
 from inception_tf.data.image_ops import CENTRAL_FRACTION
 from inception_tf.data.image_ops import TensorLike as _TensorLike
 from inception_tf.data.image_ops import as_image as _as_image

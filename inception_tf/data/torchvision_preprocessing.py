@@ -244,12 +244,7 @@ def decode_rgb(image_bytes) -> tf.Tensor:
 
   Other formats (PNG, GIF, BMP) are lossless and decode the same with any decoder.
   """
-  image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
-  image = tf.cond(
-      tf.io.is_jpeg(image_bytes),
-      lambda: tf.io.decode_jpeg(image_bytes, channels=3, dct_method="INTEGER_ACCURATE"),
-      lambda: decode_image_rgb(image_bytes))
-  return tf.ensure_shape(image, [None, None, 3])
+  return decode_image_rgb(image_bytes, accurate_jpeg=True)
 
 
 def to_pixels(image) -> tf.Tensor:

@@ -196,7 +196,9 @@ def describe(image_size: int, crops: int, central_fraction: float = 0.875) -> di
   """A JSON-able description of a protocol's geometry, written into evaluation reports."""
   crops = validate_crops(crops)
   description = {"crops": crops, "image_size": image_size, "resize": "TF1 resize_bilinear, "
-                 "align_corners=False, no half-pixel centers, on [0, 1] pixels; then 2 * (x - 0.5)"}
+                 "align_corners=False, no half-pixel centers, on [0, 1] pixels; then each model's "
+                 "normalisation (inception: 2 * (x - 0.5); vgg: 255 x - RGB means; torchvision: "
+                 "ImageNet mean / std)"}
   if crops == 1:
     description.update(protocol="central_crop", central_fraction=central_fraction,
                        boxes="tf.image.central_crop box of the original image, resized to S x S")

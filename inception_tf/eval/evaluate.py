@@ -174,12 +174,12 @@ def _raw_examples(source: str, split: str) -> tf.data.Dataset:
       lambda s: {k: v for k, v in tfrecord.parse_example(s).items() if k != "bbox"})
 
 
-def _decode(example: dict) -> tf.Tensor:
+def _decode(example: dict, *, accurate_jpeg: bool) -> tf.Tensor:
   from inception_tf.data.preprocessing import decode_image_rgb  # pylint: disable=import-outside-toplevel
   if "image" in example:  # already decoded (in-memory data sets)
     image = example["image"]
     return tf.image.grayscale_to_rgb(image) if image.shape[-1] == 1 else image
-  return decode_image_rgb(example["image_bytes"])
+  return decode_image_rgb(example["image_bytes"], accurate_jpeg=accurate_jpeg)
 
 
 def input_key(image_size: int, preprocessing: str) -> str:
@@ -209,6 +209,7 @@ def build_dataset(raw: tf.data.Dataset, *, inputs: Sequence[tuple[int, str]], cr
     error_counter: records whose image fails to decode are skipped (not fatal) and counted under
       this name: `inception_tf.data.decode_error_count(error_counter)`.
   """
+  from inception_tf.data import image_ops  # pylint: disable=import-outside-toplevel
   from inception_tf.data import preprocessing  # pylint: disable=import-outside-toplevel
   crops = crops_lib.validate_crops(crops)
   raw = raw.enumerate(start=1)
@@ -225,9 +226,13 @@ def build_dataset(raw: tf.data.Dataset, *, inputs: Sequence[tuple[int, str]], cr
 
   def to_crops(position, example):
     del position
-    image = _decode(example)
+    decoded = {}  # each kind's reference JPEG decoder (`image_ops.ACCURATE_JPEG_KINDS`), once
     out = {}
     for size, kind in inputs:
+      accurate = kind in image_ops.ACCURATE_JPEG_KINDS
+      if accurate not in decoded:
+        decoded[accurate] = _decode(example, accurate_jpeg=accurate)
+      image = decoded[accurate]
       if crops == 1:
         one = preprocessing.by_kind(kind, size, crop_fraction=central_fraction)(image)
         out[input_key(size, kind)] = one[tf.newaxis]

@@ -170,7 +170,7 @@ def gif_first_frame(data: tf.Tensor) -> tf.Tensor:
 
 
 def decode_image_bounded(data: tf.Tensor, *, max_pixels: int = DEFAULT_MAX_PIXELS,
-                         index: tf.Tensor | int = 0) -> tf.Tensor:
+                         index: tf.Tensor | int = 0, accurate_jpeg: bool = False) -> tf.Tensor:
   """Decodes JPEG/PNG/GIF/BMP bytes to uint8 RGB [H, W, 3] with the decode size bounded.
 
   Up to `max_pixels` this is `preprocessing.decode_image_rgb`. Larger JPEGs are decoded at the
@@ -180,6 +180,7 @@ def decode_image_bounded(data: tf.Tensor, *, max_pixels: int = DEFAULT_MAX_PIXEL
     data: scalar tf.string.
     max_pixels: the largest height x width decoded at full scale.
     index: position of the image in its batch, for error messages.
+    accurate_jpeg: JPEGs with the accurate integer IDCT (`preprocessing.decode_image_rgb`).
 
   Returns:
     uint8 tensor [H, W, 3].
@@ -215,8 +216,9 @@ def decode_image_bounded(data: tf.Tensor, *, max_pixels: int = DEFAULT_MAX_PIXEL
     ratio_index = tf.where(tf.equal(image_format, _JPEG), ratio_index, 0)
     # Only the first frame of a GIF is decoded (see `gif_first_frame`).
     single = tf.cond(tf.equal(image_format, _GIF), lambda: gif_first_frame(data), lambda: data)
-    branches = [lambda: _preprocessing().decode_image_rgb(single)]
-    branches += [lambda r=r: tf.io.decode_jpeg(data, channels=3, ratio=r)
+    dct_method = "INTEGER_ACCURATE" if accurate_jpeg else ""
+    branches = [lambda: _preprocessing().decode_image_rgb(single, accurate_jpeg=accurate_jpeg)]
+    branches += [lambda r=r: tf.io.decode_jpeg(data, channels=3, ratio=r, dct_method=dct_method)
                  for r in _JPEG_RATIOS[1:]]
     image = tf.switch_case(ratio_index, branches)
   image.set_shape([None, None, 3])
@@ -282,8 +284,9 @@ class ServingModule(tf.Module):
 
     def one(args):
       index, data = args
-      return self._preprocess_one(decode_image_bounded(data, max_pixels=self.max_pixels,
-                                                       index=index))
+      return self._preprocess_one(decode_image_bounded(
+          data, max_pixels=self.max_pixels, index=index,
+          accurate_jpeg=self.preprocessing in _preprocessing().ACCURATE_JPEG_KINDS))
 
     return tf.map_fn(one, (tf.range(tf.shape(images)[0]), images),
                      fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))

@@ -663,8 +663,9 @@ def _train_holding_lock(config: TrainConfig, model_dir: str, *, datasets: Datase
         per_step = time_timed / steps_done_timed if steps_done_timed else elapsed / num_steps
         lr = float(trainer.schedule(step - 1))
         results["history"].append({"step": step, "learning_rate": lr, **metrics})
-        say(f"step {step}/{total_steps}  loss {train_loss:.4f}  lr {lr:.5f}  "
-            f"{rate:.1f} images/s  ETA {_format_eta(per_step * (total_steps - step))}")
+        speed = f"{rate:.1f} images/s" if window_images else "first call (tracing)"
+        say(f"step {step}/{total_steps}  loss {train_loss:.4f}  lr {lr:.5f}  {speed}  "
+            f"ETA {_format_eta(per_step * (total_steps - step))}")
         with train_writer.as_default():
           for key in ("loss", "cross_entropy", "weight_decay", "gradient_norm", "accuracy"):
             tf.summary.scalar(key, metrics[key], step=step)

@@ -37,8 +37,9 @@ def _raw(photos):
 
 
 def _first_batch(photos, crops):
-  dataset = ev.build_dataset(_raw(photos), inputs=[(SIZE, "inception"), (SIZE, "vgg")],
-                             crops=crops, global_batch_size=4)
+  dataset = ev.build_dataset(
+      _raw(photos), inputs=[(SIZE, "inception"), (SIZE, "vgg"), (SIZE, "torchvision")],
+      crops=crops, global_batch_size=4)
   return next(iter(dataset))
 
 
@@ -50,6 +51,10 @@ def test_one_crop_is_each_kinds_own_eval_transform(photos):
                                vgg_preprocessing.preprocess_for_eval(data, SIZE), atol=1e-4)
     np.testing.assert_allclose(batch[ev.input_key(SIZE, "inception")][i, 0],
                                preprocessing.preprocess_for_eval(data, SIZE, SIZE), atol=1e-6)
+    # torchvision's kind decodes the JPEG with the accurate IDCT (as PIL), the others with TF's
+    # default: TF's fast IDCT would move these inputs by up to ~0.1.
+    np.testing.assert_allclose(batch[ev.input_key(SIZE, "torchvision")][i, 0],
+                               preprocessing.by_kind("torchvision", SIZE)(data), atol=1e-5)
 
 
 def test_multi_crop_geometry_is_shared_and_normalised_per_kind(photos):
