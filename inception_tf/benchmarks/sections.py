@@ -375,8 +375,8 @@ RESNET_PAIRS = (  # (ours, theirs, peer label): theirs is a key of `_resnet_mode
 )
 
 
-_SKIPPED_NOTE = ("Keras 3 runs Conv2D(groups>1) in a nested XLA function, ~60x slower to train "
-                 "on CPUs than fused_call's kernels (WORKSPACE_NOTES, 'Grouped convolutions')")
+_SKIPPED_NOTE = ("Keras 3 runs Conv2D(groups>1) in a nested XLA function: ResNeXt-50 trained 90x "
+                 "slower than by fused_call on an AMX Xeon (WORKSPACE_NOTES, 'Grouped convolutions')")
 
 
 def _resnet_models(dtype: str, instances: int) -> dict[str, keras.Model]:
