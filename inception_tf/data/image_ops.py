@@ -1,9 +1,10 @@
 """Image helpers every preprocessing kind shares (a leaf: it imports no other module of the package).
 
-Decoding to RGB, channel and dtype conversion, size checks, the stateless seed table the random
-transforms draw from, and the eval resize side of a crop fraction. `preprocessing` (Inception),
-`vgg_preprocessing` and `torchvision_preprocessing` build on these; `preprocessing.by_kind` picks
-among the three, so none of them may import `preprocessing`.
+Decoding to RGB, channel and dtype conversion, TF1's bilinear resize (slim's eval resize), size
+checks, the stateless seed table the random transforms draw from, and the eval resize side of a
+crop fraction. `preprocessing` (Inception), `vgg_preprocessing`, `torchvision_preprocessing` and
+`cifar_preprocessing` build on these; `preprocessing.by_kind` picks among them, so none of them may
+import `preprocessing`.
 """
 
 from __future__ import annotations
@@ -86,6 +87,14 @@ def to_float(image: tf.Tensor) -> tf.Tensor:
   if image.dtype.is_floating:
     return tf.cast(image, tf.float32)
   return tf.image.convert_image_dtype(image, tf.float32)
+
+
+def resize_bilinear_tf1(image: tf.Tensor, height: int, width: int) -> tf.Tensor:
+  """TF1 `resize_bilinear(align_corners=False)`: no half-pixel centers. float32 output."""
+  batched = image if image.shape.rank == 4 else image[tf.newaxis]
+  resized = tf.raw_ops.ResizeBilinear(images=to_float(batched), size=[height, width],
+                                      align_corners=False, half_pixel_centers=False)
+  return resized if image.shape.rank == 4 else resized[0]
 
 
 def as_image(image_bytes_or_image: TensorLike) -> tf.Tensor:

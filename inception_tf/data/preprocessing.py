@@ -35,15 +35,17 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
+from inception_tf.data import cifar_preprocessing
 from inception_tf.data import torchvision_preprocessing
 from inception_tf.data import vgg_preprocessing
-# Shared with the VGG and torchvision kinds (a leaf module, so that `by_kind` below can import both).
+# Shared with the other kinds (a leaf module, so that `by_kind` below can import them all).
 from inception_tf.data.image_ops import ACCURATE_JPEG_KINDS
 from inception_tf.data.image_ops import CENTRAL_FRACTION
 from inception_tf.data.image_ops import TensorLike as _TensorLike
 from inception_tf.data.image_ops import as_image as _as_image
 from inception_tf.data.image_ops import check_size as _check_size
 from inception_tf.data.image_ops import decode_image_rgb
+from inception_tf.data.image_ops import resize_bilinear_tf1
 from inception_tf.data.image_ops import resize_side_for_crop
 from inception_tf.data.image_ops import seed_table as _seeds
 from inception_tf.data.image_ops import to_float
@@ -87,14 +89,6 @@ def central_crop(image: tf.Tensor, central_fraction: float) -> tf.Tensor:
 
   top, left = start(h), start(w)
   return image[..., top:h - top, left:w - left, :]
-
-
-def resize_bilinear_tf1(image: tf.Tensor, height: int, width: int) -> tf.Tensor:
-  """TF1 `resize_bilinear(align_corners=False)`: no half-pixel centers. float32 output."""
-  batched = image if image.shape.rank == 4 else image[tf.newaxis]
-  resized = tf.raw_ops.ResizeBilinear(images=to_float(batched), size=[height, width],
-                                      align_corners=False, half_pixel_centers=False)
-  return resized if image.shape.rank == 4 else resized[0]
 
 
 def preprocess_for_eval(image: _TensorLike, height: int, width: int,
@@ -541,7 +535,7 @@ def distort_color_batch(images: tf.Tensor, seed, *, fast_mode: bool = True) -> t
 
 # The preprocessing a model was trained with, by registry name ------------------------------------
 
-PREPROCESSING_KINDS = ("inception", "vgg", "torchvision")
+PREPROCESSING_KINDS = ("inception", "vgg", "torchvision", "cifar")
 
 
 def by_kind(kind: str, image_size: int, *, is_training: bool = False,
@@ -551,7 +545,9 @@ def by_kind(kind: str, image_size: int, *, is_training: bool = False,
 
   Kinds: "inception" (this module: slim's inception_preprocessing, [-1, 1]), "vgg"
   (`vgg_preprocessing`: slim's, RGB minus the means on a 0..255 scale), "torchvision"
-  (`torchvision_preprocessing`: ImageNet mean/std after scaling to [0, 1]).
+  (`torchvision_preprocessing`: ImageNet mean/std after scaling to [0, 1]), "cifar"
+  (`cifar_preprocessing`: the ResNet paper's CIFAR augmentation, pad 4 + random crop + flip;
+  evaluation on the whole image, [-1, 1]).
 
   Args:
     kind: one of `PREPROCESSING_KINDS`.
@@ -559,10 +555,12 @@ def by_kind(kind: str, image_size: int, *, is_training: bool = False,
     is_training: the random training transform instead of the deterministic eval one.
     crop_fraction: the eval crop's share of the resized image: Inception's central fraction; for
       "vgg" / "torchvision" the shorter side is resized to `floor(S / crop_fraction)` (256 for S =
-      224 and 0.875, as slim and torchvision).
+      224 and 0.875, as slim and torchvision). Not used by "cifar", whose eval view is the whole
+      image (§4.2; its nets record 1.0).
     interpolation: the model's resize ("bilinear" is the only one these recipes use).
     **options: keyword options of the kind's function (e.g. `fast_mode`, `color_distortion` for
-      Inception training, `resize_side` for VGG eval, `scale` / `ratio` for torchvision training).
+      Inception training, `resize_side` for VGG eval, `scale` / `ratio` for torchvision training,
+      `pad` for CIFAR training).
 
   Returns:
     Eval: `fn(image) -> float32 [S, S, 3]`. Training: `fn(image, seed=None, bbox=None) -> float32
@@ -595,6 +593,9 @@ def by_kind(kind: str, image_size: int, *, is_training: bool = False,
       options.setdefault("resize_side", resize_side_for_crop(size, crop_fraction))
       return lambda image: fixed_shape(
           vgg_preprocessing.preprocess_for_eval(image, size, **options))
+    if kind == "cifar":
+      return lambda image: fixed_shape(
+          cifar_preprocessing.preprocess_for_eval(image, size, **options))
     options.setdefault("resize_size", resize_side_for_crop(size, crop_fraction))
     return lambda image: fixed_shape(
         torchvision_preprocessing.preprocess_for_eval(image, size, **options))
@@ -606,6 +607,9 @@ def by_kind(kind: str, image_size: int, *, is_training: bool = False,
     options.setdefault("resize_side_min", resize_side_for_crop(size, crop_fraction))
     return lambda image, seed=None, bbox=None: fixed_shape(
         vgg_preprocessing.preprocess_for_train(image, size, seed=seed, **options))
+  if kind == "cifar":
+    return lambda image, seed=None, bbox=None: fixed_shape(
+        cifar_preprocessing.preprocess_for_train(image, size, seed=seed, **options))
   return lambda image, seed=None, bbox=None: fixed_shape(
       torchvision_preprocessing.preprocess_for_train(image, size, seed=seed, **options))
 
@@ -622,7 +626,7 @@ def for_model(name: str, image_size: Optional[int] = None, is_training: bool = F
     image_size: the square input size; None: the model's default (e.g. 299 for inception_v3, 224
       for resnet_v1_50).
     is_training: the training transform instead of the eval one.
-    kind: overrides the registry's kind ("inception", "vgg" or "torchvision"), e.g. from a tool's
+    kind: overrides the registry's kind (one of `PREPROCESSING_KINDS`), e.g. from a tool's
       `--preprocessing` flag.
     **options: passed to `by_kind` (the kind function's keyword options).
 
