@@ -31,6 +31,8 @@ import cli  # noqa: E402  (first: quiets TensorFlow before it is imported)
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+from inception_tf.data.preprocessing import PREPROCESSING_KINDS  # noqa: E402
+
 cli.define_model_flags(ensemble=True)
 flags.DEFINE_multi_string("ensemble", None, "Ensemble member <model>[:<image_size>]=<checkpoint>; "
                           "repeatable, combinable with --checkpoint.")
@@ -48,7 +50,7 @@ flags.DEFINE_integer("num_gpus", 0, "Local GPUs for --strategy=mirrored (0: all)
 flags.DEFINE_string("tpu", None, "TPU name or 'local' with --strategy=tpu.")
 flags.DEFINE_string("blacklist_file", None, "ImageNet's validation blacklist (1,762 ids) to exclude.")
 flags.DEFINE_integer("max_examples", None, "Evaluate only the first N examples.")
-flags.DEFINE_enum("preprocessing", None, ["inception", "vgg", "torchvision"],
+flags.DEFINE_enum("preprocessing", None, list(PREPROCESSING_KINDS),
                   "Eval preprocessing of every model (default: each model's own).")
 flags.DEFINE_string("output", None, "Write the JSON report to this file.")
 flags.DEFINE_string("output_dir", None, "--watch: the reports directory (default: "

@@ -19,13 +19,15 @@ import cli  # noqa: E402  (first: quiets TensorFlow before it is imported)
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+from inception_tf.data.preprocessing import PREPROCESSING_KINDS  # noqa: E402
+
 cli.define_model_flags()
 flags.DEFINE_string("saved_model", None, "An export directory or its saved_model/ directory.")
 flags.DEFINE_string("keras_file", None, "A .keras file (same as --checkpoint=<file>.keras).")
 flags.DEFINE_string("data_dir", None, "TFRecord dataset whose manifest gives the class names "
                     "(default: the run's / the export's).")
 flags.DEFINE_alias("dataset", "data_dir")
-flags.DEFINE_enum("preprocessing", None, ["inception", "vgg", "torchvision"],
+flags.DEFINE_enum("preprocessing", None, list(PREPROCESSING_KINDS),
                   "Eval preprocessing (default: the model's own, from the registry).")
 flags.DEFINE_integer("top_k", 5, "Classes to print per image.")
 flags.DEFINE_bool("json", False, "Print JSON instead of text.")

@@ -32,6 +32,8 @@ import cli  # noqa: E402,F401  (first: quiets TensorFlow before it is imported)
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+from inception_tf.data.preprocessing import PREPROCESSING_KINDS  # noqa: E402
+
 PRESETS = ("auto", "quickstart", "paper_v3", "tpu")
 
 flags.DEFINE_enum("preset", "auto", PRESETS, "Recipe the other flags modify.")
@@ -54,7 +56,7 @@ flags.DEFINE_string("tfds_name", None, "A TFDS dataset already on disk, e.g. ima
 flags.DEFINE_string("train_split", None, "Training split (train).")
 flags.DEFINE_string("eval_split", None, "Evaluation split (validation); empty: no evaluation.")
 flags.DEFINE_boolean("cache_data", None, "Cache the records in memory (small datasets).")
-flags.DEFINE_enum("preprocessing", None, ["inception", "vgg", "torchvision"],
+flags.DEFINE_enum("preprocessing", None, list(PREPROCESSING_KINDS),
                   "Input preprocessing (default: the network's own, from its registry entry).")
 flags.DEFINE_boolean("fast_preprocessing", None,
                      "slim's fast_mode (default true, as slim): bilinear resize, brightness + "

@@ -70,7 +70,8 @@ class LoadedModel:
     image_size: the input size the model was built for.
     num_classes: the logits width.
     options: family options the model was built with.
-    preprocessing: the eval preprocessing the model expects ("inception", "vgg", "torchvision").
+    preprocessing: the eval preprocessing the model expects ("inception", "vgg", "torchvision",
+      "cifar").
     label_map: class ids and names per logit, when the source records them.
     run: the run's `config.json` ({} for other formats).
   """

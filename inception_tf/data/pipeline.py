@@ -49,7 +49,7 @@ from inception_tf.data import preprocessing as preprocessing_lib
 from inception_tf.data import tfrecord
 
 TFDS_PREFIX = "tfds:"
-PREPROCESSING = ("inception", "vgg", "torchvision")
+PREPROCESSING = preprocessing_lib.PREPROCESSING_KINDS
 DEFAULT_SHUFFLE_BUFFER = 10_000
 _MAX_EPOCHS = 2**62
 _READ_BUFFER_BYTES = 8 * 1024 * 1024
@@ -280,13 +280,15 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
       from that batch on (records are skipped before decoding, so a record that failed to decode
       earlier in the stream shifts the resumed stream by one example).
     preprocessing: "inception" (slim's inception_preprocessing, [-1, 1] inputs), "vgg" (slim's
-      vgg_preprocessing: RGB mean-subtracted 0..255 inputs, for resnet_v1_50) or "torchvision"
+      vgg_preprocessing: RGB mean-subtracted 0..255 inputs, for resnet_v1_50), "torchvision"
       (`preprocessing.by_kind("torchvision")`: random resized crop + flip / resize 256 + central
-      224, ImageNet mean/std, for the torchvision-layout nets).
+      224, ImageNet mean/std, for the torchvision-layout nets) or "cifar"
+      (`preprocessing.by_kind("cifar")`: the ResNet paper's pad 4 + random crop + flip / the whole
+      image, [-1, 1], for its CIFAR nets). Every kind but "inception" makes square inputs.
     fast_mode: slim's fast mode of the train preprocessing (default True, as slim): bilinear
       resize, brightness then saturation; False: 4 resize methods, 4 colour-op orders.
     shuffle_buffer_size: record shuffle buffer of a training stream.
-    central_fraction: eval central crop fraction.
+    central_fraction: eval central crop fraction (not used by "cifar": the whole image).
     with_filenames: add `"filenames"` (string [B]) to every element.
     color_distortion_on_device: training only, Inception preprocessing only: the TPU-style split.
       The host does only the crop (fused decode-and-crop), resize and flip and yields uint8
@@ -310,13 +312,13 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
   """
   source = os.fspath(source)
   height, width = _image_hw(image_size)
-  if preprocessing in ("vgg", "torchvision") and height != width:
+  if preprocessing not in PREPROCESSING:
+    raise ValueError(f"preprocessing must be one of {PREPROCESSING}; got {preprocessing!r}.")
+  if preprocessing != "inception" and height != width:
     raise ValueError(f"{preprocessing} preprocessing makes square inputs; got "
                      f"image_size={image_size}.")
   if not isinstance(batch_size, int) or batch_size < 1:
     raise ValueError(f"batch_size must be a positive int (per replica); got {batch_size!r}.")
-  if preprocessing not in PREPROCESSING:
-    raise ValueError(f"preprocessing must be one of {PREPROCESSING}; got {preprocessing!r}.")
   if num_epochs is not None and (not isinstance(num_epochs, int) or num_epochs < 1):
     raise ValueError(f"num_epochs must be None or a positive int; got {num_epochs!r}.")
   if not isinstance(skip_batches, int) or skip_batches < 0:
@@ -353,7 +355,7 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
     def decode(index, raw):
       example = parse(raw)
       example_seed = tf.stack([tf.constant(seed, tf.int64) * 1_000_003 + pipeline_id, index])
-      if preprocessing in ("vgg", "torchvision"):  # `for_model`'s: sides scaled with the size
+      if preprocessing != "inception":  # `for_model`'s: sides scaled with the size
         image = preprocessing_lib.by_kind(preprocessing, height, is_training=True)(
             example["image_bytes"], seed=example_seed)
       elif color_distortion_on_device:  # uint8, colour distortion left to the training step
@@ -383,7 +385,7 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
 
     def decode(raw):
       example = parse(raw)
-      if preprocessing in ("vgg", "torchvision"):
+      if preprocessing != "inception":
         image = preprocessing_lib.by_kind(preprocessing, height,
                                           crop_fraction=central_fraction)(example["image_bytes"])
       else:

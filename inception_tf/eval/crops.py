@@ -237,11 +237,12 @@ def resize_bilinear_v1(images: tf.Tensor, size: Sequence[Int]) -> tf.Tensor:
 def normalizer(kind: str):
   """[0, 1] RGB crops -> the network's input, for a preprocessing kind of the multi-crop protocols.
 
-  "inception": `2 * (x - 0.5)`; "vgg": slim's mean subtraction on the 0..255 scale; "torchvision":
-  ImageNet mean/std. The geometry (and its TF1 bilinear resizes) is the protocol's for every kind.
+  "inception" and "cifar": `2 * (x - 0.5)`; "vgg": slim's mean subtraction on the 0..255 scale;
+  "torchvision": ImageNet mean/std. The geometry (and its TF1 bilinear resizes) is the protocol's
+  for every kind.
   """
   # pylint: disable=import-outside-toplevel
-  if kind == "inception":
+  if kind in ("inception", "cifar"):
     return lambda batch: (batch - 0.5) * 2.0
   if kind == "vgg":
     from inception_tf.data import vgg_preprocessing
@@ -249,7 +250,7 @@ def normalizer(kind: str):
   if kind == "torchvision":
     from inception_tf.data import torchvision_preprocessing
     return lambda batch: torchvision_preprocessing.normalize(batch * 255.0)
-  raise ValueError(f"Unknown preprocessing {kind!r}; use inception, vgg or torchvision.")
+  raise ValueError(f"Unknown preprocessing {kind!r}; use inception, vgg, torchvision or cifar.")
 
 
 def make_crops(image: tf.Tensor, image_size: int, crops: int,

@@ -451,8 +451,8 @@ class Evaluator:
     labels_offset: the data's labels offset (default: `dataset_info`, else 0).
     raw_dataset: records {"image_bytes"|"image", "label", "filename"} instead of `source`.
     verbose: 1 shows a progress bar, 0 is silent.
-    preprocessing: "inception", "vgg" or "torchvision" for every member; default: each member's
-      own (its run's, else its registry entry's `preprocessing`).
+    preprocessing: a kind of `preprocessing.PREPROCESSING_KINDS` for every member; default: each
+      member's own (its run's, else its registry entry's `preprocessing`).
   """
 
   def __init__(self, models, source: str | None = None, *, split: str = "validation",

@@ -93,7 +93,7 @@ def build_serving_module(model: keras.Model, *, label_map: labels_lib.LabelMap |
     top_k: classes returned by `serving_default`.
     max_pixels: decode bound of `serving_default` (see `serving.decode_image_bounded`).
     crop_fraction: eval central crop; default the network's own (0.875).
-    preprocessing: "inception", "vgg" or "torchvision"; default: the registry's for the network
+    preprocessing: a kind of `PREPROCESSING_KINDS`; default: the registry's for the network
       (`ModelInfo.preprocessing`), e.g. VGG for slim's resnet_v1.
 
   Returns:

@@ -176,7 +176,7 @@ def classifier_from_source(*, saved_model: str | None = None, checkpoint: str | 
       `inception_tf.checkpoints.load` (`--model`, ...).
     dataset: TFRecord dataset whose manifest gives the class names (`--data_dir`; not with a
       SavedModel, whose names are part of the export).
-    preprocessing: "inception", "vgg" or "torchvision" (`--preprocessing`); default: the model's.
+    preprocessing: a preprocessing kind (`--preprocessing`); default: the model's.
     top_k: classes per image (for a SavedModel: at most the exported top-k).
 
   Returns:

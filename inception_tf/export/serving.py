@@ -11,8 +11,8 @@
 
 Each image is decoded and preprocessed with the model's own eval preprocessing
 (`inception_tf.data.preprocessing.by_kind`: Inception's central crop and [-1, 1] scaling, slim's VGG
-mean subtraction, or torchvision's mean/std), so a served image gets the probabilities the
-evaluation pipeline gives it.
+mean subtraction, torchvision's mean/std, or the CIFAR nets' whole image in [-1, 1]), so a served
+image gets the probabilities the evaluation pipeline gives it.
 
 Bad input fails only its request, with an `InvalidArgumentError` naming the image and the cause:
 the format is sniffed from the magic bytes and the width and height are read from the header
@@ -242,7 +242,7 @@ class ServingModule(tf.Module):
         torchvision preprocessing).
       top_k: how many classes `serving_default` returns (capped at C).
       max_pixels: decode bound, see `decode_image_bounded`.
-      preprocessing: "inception", "vgg" or "torchvision" (`preprocessing.by_kind`).
+      preprocessing: a kind of `preprocessing.PREPROCESSING_KINDS` (`preprocessing.by_kind`).
 
     Raises:
       ValueError: label map and logits disagree, or a bad top_k / crop_fraction / max_pixels.

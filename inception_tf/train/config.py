@@ -40,7 +40,8 @@ class TrainConfig:
   train_split: str = "train"
   eval_split: str = "validation"
   # None: the network's own (`ModelInfo.preprocessing`: VGG for slim's resnet_v1, Inception's for
-  # the Inception family); or "inception" / "vgg" / "torchvision".
+  # the Inception family, CIFAR's for resnet20 ...); or "inception" / "vgg" / "torchvision" /
+  # "cifar" (`inception_tf.data.preprocessing.PREPROCESSING_KINDS`).
   preprocessing: str | None = None
   cache_data: bool = False
   fast_preprocessing: bool = True  # slim's fast_mode (its default): bilinear resize, 2 colour ops
