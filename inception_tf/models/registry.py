@@ -38,7 +38,8 @@ class ModelInfo:
   min_image_size: int
   has_aux_logits: bool
   endpoints: tuple[str, ...]
-  # 'inception': [-1, 1] inputs; 'vgg': slim's mean-subtracted RGB; 'torchvision': ImageNet mean/std.
+  # 'inception': [-1, 1] inputs; 'vgg': slim's mean-subtracted RGB; 'torchvision': ImageNet
+  # mean/std; 'cifar': [-1, 1], the ResNet paper's CIFAR augmentation (`data.cifar_preprocessing`).
   preprocessing: str = "inception"
   num_classes: int = 1001  # logits width of the published checkpoints (1001: class 0 = background)
   crop_fraction: float = 0.875

@@ -36,12 +36,12 @@ truncated to 0.1M, not rounded). "Same complexity, different cardinality"
 (Table 3's idea at CIFAR scale) is a change of `cardinality` and `bottleneck_width`, and `units` /
 `widths` / `stem_width` scale the template down (e.g. Fashion-MNIST studies).
 
-Inputs: instead of the paper's per-pixel mean subtraction (ResNet §4.2), the data pipeline here
-scales images to [-1, 1] ("inception" preprocessing); both centre the input, and the batch norm
-after `conv1` normalises the first layer's responses either way. Evaluation uses the whole image
-(crop fraction 1.0). Training recipe of §4.2 (for experiments): SGD momentum 0.9, weight decay
-1e-4, batch 128, lr 0.1 divided by 10 at 32k and 48k iterations, 4-pixel padding + random 32x32
-crop + horizontal flip.
+Inputs: "cifar" preprocessing (`inception_tf.data.cifar_preprocessing`), §4.2's augmentation:
+4 pixels of padding, a random 32x32 crop and a random horizontal flip in training; evaluation on
+the whole image (crop fraction 1.0). Instead of the paper's per-pixel mean subtraction, images are
+scaled to [-1, 1]; both centre the input, and the batch norm after `conv1` normalises the first
+layer's responses either way. Training recipe of §4.2 (for experiments): SGD momentum 0.9, weight
+decay 1e-4, batch 128, lr 0.1 divided by 10 at 32k and 48k iterations.
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def _endpoints(units: tuple[int, ...]) -> tuple[str, ...]:
 
 
 _INFO = dict(default_image_size=DEFAULT_IMAGE_SIZE, min_image_size=MIN_IMAGE_SIZE,
-             has_aux_logits=False, preprocessing="inception", num_classes=NUM_CLASSES,
+             has_aux_logits=False, preprocessing="cifar", num_classes=NUM_CLASSES,
              crop_fraction=1.0, batch_norm_scale=True,
              batch_norm_epsilon=resnet.BATCH_NORM_EPSILON,
              batch_norm_momentum=resnet.BATCH_NORM_MOMENTUM)

@@ -37,7 +37,8 @@ def test_table6_parameter_counts(name):
   assert len(convs) + 1 == depth  # 6n + 2 weighted layers: 6n + 1 convolutions and the fc
   assert not [l for l in plain.layers if isinstance(l, keras.layers.Add)]
   info = models.model_info(name)
-  assert (info.default_image_size, info.num_classes, info.preprocessing) == (32, 10, "inception")
+  assert (info.default_image_size, info.num_classes, info.preprocessing, info.crop_fraction) == (
+      32, 10, "cifar", 1.0)
 
 
 def test_stage_shapes_and_option_a_shortcut():
