@@ -19,6 +19,11 @@ from inception_tf.models import layers
 from inception_tf.models import naming
 import slim_reference  # tests/slim_reference.py
 
+# One xdist worker runs all of this module's tests, so its module fixtures are built once,
+# not once on each worker that gets a share of the tests.
+pytestmark = pytest.mark.xdist_group("checkpoints")
+
+
 SCOPE = "TinyNet"
 SIZE = 16
 CLASSES = 11

@@ -15,6 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+# One xdist worker runs all of this module's tests, so its module fixtures are built once,
+# not once on each worker that gets a share of the tests.
+pytestmark = pytest.mark.xdist_group("cli_run_directory")
+
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TF_LOG_LINE = re.compile(r"^[IWEF]\d{4} ", re.MULTILINE)
 DIGITS = [str(d) for d in range(10)]

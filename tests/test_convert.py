@@ -15,6 +15,11 @@ from inception_tf import convert
 from inception_tf.models import create_model
 from inception_tf.models import naming
 
+# One xdist worker runs all of this module's tests, so its module fixtures are built once,
+# not once on each worker that gets a share of the tests.
+pytestmark = pytest.mark.xdist_group("convert")
+
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 V3_OPTIONS = {"depth_multiplier": 0.1}
 V3_SIZE = 75

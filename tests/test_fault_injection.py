@@ -34,6 +34,11 @@ from inception_tf.train import loop
 from inception_tf.train import run_lock
 from tests.train import tiny
 
+# One xdist worker runs all of this module's tests, so its module fixtures are built once,
+# not once on each worker that gets a share of the tests.
+pytestmark = pytest.mark.xdist_group("fault_injection")
+
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT = 900
 MODEL_FLAGS = ["--model=inception_v1", "--model_options=depth_multiplier=0.1", "--image_size=32"]

@@ -19,6 +19,11 @@ from inception_tf.models import create_model
 from inception_tf.models import stats
 
 
+# One xdist worker runs all of this module's tests, so its module fixtures are built once,
+# not once on each worker that gets a share of the tests.
+pytestmark = pytest.mark.xdist_group("keras_applications")
+
+
 def _randomize(model: keras.Model, seed: int) -> None:
   """He-normal kernels, random biases/betas, moving means ~N(0, 0.1), variances in [0.5, 1.5]."""
   rng = np.random.default_rng(seed)

@@ -13,6 +13,11 @@ from inception_tf.checkpoints import run as run_lib
 from inception_tf.models import create_model
 from inception_tf.train import checkpointing
 
+# One xdist worker runs all of this module's tests, so its module fixtures are built once,
+# not once on each worker that gets a share of the tests.
+pytestmark = pytest.mark.xdist_group("loading")
+
+
 OPTIONS = {"depth_multiplier": 0.25}
 IMAGES = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
 NAMES = ["background"] + [f"n{i}" for i in range(1, 7)]

@@ -20,6 +20,11 @@ from safetensors.numpy import save_file
 from inception_tf import checkpoints
 from inception_tf.checkpoints import torch as torch_checkpoints
 
+# One xdist worker runs all of this module's tests, so its module fixtures are built once,
+# not once on each worker that gets a share of the tests.
+pytestmark = pytest.mark.xdist_group("torch_checkpoint")
+
+
 IMAGE, CHANNELS, CLASSES = 9, 4, 5
 BN_EPSILON = 1e-3
 

@@ -15,6 +15,11 @@ from inception_tf.models import create_model
 from inception_tf.train import checkpointing
 from inception_tf.train import ema as ema_lib
 
+# One xdist worker runs all of this module's tests, so its module fixtures are built once,
+# not once on each worker that gets a share of the tests.
+pytestmark = pytest.mark.xdist_group("eval_checkpoints")
+
+
 IDS = [7, 3, 12, 1, 9, 5, 13, 2, 11, 4, 8, 10, 6]
 OPTIONS = {"depth_multiplier": 0.25}
 

@@ -16,6 +16,11 @@ from inception_tf.export import inference
 from inception_tf.export import serving
 
 
+# One xdist worker runs every export test module, so the session fixtures (`model`,
+# `export_dir`: an export with TFLite files) are built once, not on each worker.
+pytestmark = pytest.mark.xdist_group("export")
+
+
 @pytest.fixture(scope="module")
 def images(jpegs):
   return tf.stack([preprocessing.preprocess_for_eval(tf.constant(b), IMAGE_SIZE, IMAGE_SIZE)

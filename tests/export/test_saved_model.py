@@ -15,6 +15,11 @@ from export_fixtures import animated_gif
 from export_fixtures import encode
 from export_fixtures import IMAGE_SIZE
 
+# One xdist worker runs every export test module, so the session fixtures (`model`,
+# `export_dir`: an export with TFLite files) are built once, not on each worker.
+pytestmark = pytest.mark.xdist_group("export")
+
+
 # Runs in a fresh interpreter: only TensorFlow and the SavedModel, none of our code.
 _SERVE_SCRIPT = textwrap.dedent("""
     import json, sys

@@ -6,12 +6,18 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from export_fixtures import IMAGE_SIZE
 from inception_tf.data import preprocessing
 from inception_tf.export import predict
 from inception_tf.export import tflite
+
+
+# One xdist worker runs every export test module, so the session fixtures (`model`,
+# `export_dir`: an export with TFLite files) are built once, not on each worker.
+pytestmark = pytest.mark.xdist_group("export")
 
 
 def _run_tool(repo_root, *args):

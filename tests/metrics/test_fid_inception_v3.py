@@ -19,6 +19,10 @@ from inception_tf.checkpoints import load_torch_checkpoint
 from inception_tf.models import create_model
 from inception_tf.models import fused
 
+# One xdist worker runs all of this module's tests, so its module fixtures are built once,
+# not once on each worker that gets a share of the tests.
+pytestmark = pytest.mark.xdist_group("fid_inception_v3")
+
 REFERENCES = "/work/shared/torch_references"
 sys.path.insert(0, REFERENCES)
 from make_state_dict import make_state_dict  # noqa: E402

@@ -8,6 +8,11 @@ import keras
 import slim_parity
 from inception_tf.models import create_model, model_info, naming
 
+# One xdist worker runs all of this module's tests, so its module fixtures are built once,
+# not once on each worker that gets a share of the tests.
+pytestmark = pytest.mark.xdist_group("inception_v1")
+
+
 MODEL = "inception_v1"
 SMALL = 150  # odd feature maps on the way down: 75, 38, 19, 10, 5
 

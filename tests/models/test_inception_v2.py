@@ -8,6 +8,11 @@ import slim_parity
 from inception_tf import checkpoints
 from inception_tf.models import create_model, model_info, naming
 
+# One xdist worker runs all of this module's tests, so its module fixtures are built once,
+# not once on each worker that gets a share of the tests.
+pytestmark = pytest.mark.xdist_group("inception_v2")
+
+
 MODEL = "inception_v2"
 SMALL = 150  # Mixed_5c is 5x5: slim shrinks its 7x7 pool to 5x5, a global mean like ours
 

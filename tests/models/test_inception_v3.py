@@ -28,6 +28,11 @@ from inception_tf.models.registry import endpoint_layer_name
 import slim_parity  # tests/models/slim_parity.py: slim runner, tolerance
 
 
+# One xdist worker runs all of this module's tests, so its module fixtures are built once,
+# not once on each worker that gets a share of the tests.
+pytestmark = pytest.mark.xdist_group("inception_v3")
+
+
 # Endpoint -> (H, W, C), as in TF-slim's inception_v3_test (299) and worked out for 150 (VALID
 # stride-2 layers: (n - 3) // 2 + 1); checked against the real slim network below.
 ENDPOINT_SHAPES = {

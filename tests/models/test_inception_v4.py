@@ -19,6 +19,11 @@ from inception_tf.models import naming
 from inception_tf.models.registry import endpoint_layer_name
 
 
+# One xdist worker runs all of this module's tests, so its module fixtures are built once,
+# not once on each worker that gets a share of the tests.
+pytestmark = pytest.mark.xdist_group("inception_v4")
+
+
 def _randomize(model: keras.Model, seed: int) -> None:
   """Random weights, biases, betas and non-trivial BN moving statistics."""
   rng = np.random.default_rng(seed)

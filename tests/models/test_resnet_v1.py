@@ -5,6 +5,11 @@ import pytest
 import slim_parity
 from inception_tf.models import create_model, model_info
 
+# One xdist worker runs all of this module's tests, so its module fixtures are built once,
+# not once on each worker that gets a share of the tests.
+pytestmark = pytest.mark.xdist_group("resnet_v1")
+
+
 MODEL = "resnet_v1_50"
 SMALL = 150  # conv2d_same on odd maps: 150 -> 75 -> 38 -> 19 -> 10 -> 5
 

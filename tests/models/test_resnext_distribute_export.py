@@ -26,6 +26,11 @@ from inception_tf.export import tflite
 from inception_tf.train import loop
 from tests.train import tiny
 
+# One xdist worker runs all of this module's tests, so its module fixtures are built once,
+# not once on each worker that gets a share of the tests.
+pytestmark = pytest.mark.xdist_group("resnext_distribute_export")
+
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IMAGE_SIZE = 32  # resnet's minimum input: layer4 is one 1 x 1 cell
 THIN = {"units": (1, 1, 1, 1), "widths": (16, 32, 64, 128)}  # groups=32, width_per_group=4 kept
