@@ -246,7 +246,10 @@ def fashion_datasets(config: train.TrainConfig, *, image_size: int):
   preprocessing, in [-1, 1]; evaluation stops there (padded, masked batches: every test image
   counts once). Training pads 4 pixels of black (-1) on each side, takes a random `image_size` crop
   and flips it horizontally at random, "a 32x32 crop randomly sampled from the padded image or its
-  horizontal flip". The records are shuffled every epoch with `config.seed`, and each example's
+  horizontal flip" - the maths of the library's "cifar" preprocessing kind
+  (`inception_tf.data.cifar_preprocessing`, added after these studies started), kept here with its
+  own seed derivation so that resumed studies draw the same crops and flips as their recorded runs.
+  The records are shuffled every epoch with `config.seed`, and each example's
   crop and flip are drawn from (seed, position in the stream), so a resumed run sees the same
   batches as an uninterrupted one (the skipped records are not decoded).
   """
