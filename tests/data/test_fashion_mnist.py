@@ -202,6 +202,11 @@ def _real_files_or_skip():
     pytest.skip("apt-get install dataset-fashion-mnist to run the real-data tests")
 
 
+# The real build (~30 s) is shared by the tests below: one xdist worker runs them all, so it is
+# built once (setup.cfg runs xdist with --dist loadgroup).
+_REAL_BUILD_GROUP = pytest.mark.xdist_group("fashion-mnist-real-build")
+
+
 @pytest.fixture(scope="module")
 def real_build(tmp_path_factory):
   """The real dataset built by the CLI with a bare --fashion_mnist (Debian's directory)."""
@@ -212,6 +217,7 @@ def real_build(tmp_path_factory):
   return output, result.stdout
 
 
+@_REAL_BUILD_GROUP
 def test_real_dataset_counts_names_and_layout(real_build):
   output, stdout = real_build
   assert "train: 60000 examples in 60 shards, 0 skipped, 0 re-encoded" in stdout
@@ -231,6 +237,7 @@ def test_real_dataset_counts_names_and_layout(real_build):
   assert data.dataset_info(str(output)).num_classes == 11
 
 
+@_REAL_BUILD_GROUP
 def test_real_validation_images_are_the_idx_pixels(real_build):
   """Every validation record decodes to its IDX image and carries its IDX label + 1."""
   output, _ = real_build
@@ -258,6 +265,7 @@ def test_real_validation_images_are_the_idx_pixels(real_build):
   assert seen.all()
 
 
+@_REAL_BUILD_GROUP
 def test_real_dataset_feeds_the_pipeline(real_build):
   output, _ = real_build
   batch = next(iter(data.make_dataset(str(output), split="validation", is_training=False,
