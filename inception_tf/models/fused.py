@@ -122,14 +122,25 @@ def _cpu_flags() -> set[str] | None:
     return None
 
 
+# TF's default for its oneDNN CPU kernels when TF_ENABLE_ONEDNN_OPTS is unset (x86-64 Linux,
+# `DefaultOneDnnPolicy` in tensorflow/core/util/util.cc): on for CPUs with any of these
+# instructions, off elsewhere - e.g. on AVX2-only CPUs, where TF runs its Eigen kernels.
+ONEDNN_DEFAULT_CPU_FLAGS = frozenset({"avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile",
+                                      "amx_int8", "amx_bf16"})
+
+
 def _onednn_enabled() -> bool:
-  """Whether TF runs its oneDNN CPU kernels (on by default on x86 Linux; TF_ENABLE_ONEDNN_OPTS=0
-  switches them off, and with them the use of the CPU's bfloat16 instructions)."""
+  """Whether TF runs its oneDNN CPU kernels: TF_ENABLE_ONEDNN_OPTS=0/1 where it is set, otherwise
+  TF's default for this CPU (on with VNNI, bfloat16 or AMX instructions; off on AVX2-only CPUs).
+  oneDNN is what uses the CPU's bfloat16 instructions and TF's only grouped-convolution gradient."""
   try:
     from tensorflow.python.util import _pywrap_util_port  # pylint: disable=import-outside-toplevel
     return bool(_pywrap_util_port.IsMklEnabled())
-  except (ImportError, AttributeError):  # the private module moved: read the switch ourselves
-    return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() not in ("0", "false")
+  except (ImportError, AttributeError):  # the private module moved: apply TF's rule ourselves
+    setting = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip().lower()
+    if setting:
+      return setting not in ("0", "false")
+    return bool(ONEDNN_DEFAULT_CPU_FLAGS & (_cpu_flags() or set()))
 
 
 def _has_accelerator() -> bool:

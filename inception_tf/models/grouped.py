@@ -8,8 +8,13 @@ grouped kernel: ResNeXt-50 (32x4d) trained at 0.017x ResNet-50's rate (WORKSPACE
 from the layer's own variables in one of two ways:
 
   - "native": `tf.nn.convolution` with the grouped kernel, i.e. TF's `Conv2D` op with
-    `feature_group_count = g`: oneDNN's grouped kernel on CPUs (TF's other CPU kernel has none:
-    the op fails with `TF_ENABLE_ONEDNN_OPTS=0`), cuDNN's on GPUs, XLA's on TPUs.
+    `feature_group_count = g`: oneDNN's grouped kernel on CPUs, cuDNN's on GPUs, XLA's on TPUs.
+    Where oneDNN is off (`TF_ENABLE_ONEDNN_OPTS=0`, and by default on CPUs without VNNI, bfloat16
+    or AMX instructions, e.g. AVX2-only ones: `fused.ONEDNN_DEFAULT_CPU_FLAGS`) TF's other CPU
+    kernel computes it forward only: no gradient, no fused convolution + batch norm + ReLU.
+    With oneDNN on but no bfloat16 instructions, its bfloat16 gradient fails as well (seen on an
+    emulated AVX2 CPU with TF_ENABLE_ONEDNN_OPTS=1); `fused_call`'s defaults never meet that
+    case: on CPUs without bfloat16 instructions they train with float32 operands.
   - "split": g ungrouped convolutions, one per group of input channels, concatenated - the
     definition of a grouped convolution, computed by the fast ungrouped kernels anywhere (oneDNN,
     Eigen, XLA's CPU and TFLite's `CONV_2D`), each output by the same products as "native".

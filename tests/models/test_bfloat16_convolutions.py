@@ -251,8 +251,8 @@ def test_auto_uses_native_kernels_only_where_the_hardware_has_bfloat16(monkeypat
     fused.has_bfloat16_arithmetic.cache_clear()
 
 
-@pytest.mark.parametrize("setting, enabled", [("0", False), ("1", True), (None, True)])
-def test_onednn_switch_is_read_from_tensorflow(setting, enabled):
+@pytest.mark.parametrize("setting", ["0", "1", None])
+def test_onednn_switch_is_read_from_tensorflow(setting):
   """`_onednn_enabled` reports TF's own switch, read when TF starts: checked in a fresh process."""
   env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
   if setting is not None:
@@ -260,5 +260,27 @@ def test_onednn_switch_is_read_from_tensorflow(setting, enabled):
   code = "from inception_tf.models import fused; print(fused._onednn_enabled())"
   result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           check=True, timeout=300)
-  # oneDNN is on by default where TF builds with it (x86-64 Linux, our machines).
+  # Unset, TF's switch depends on the CPU: on where it has VNNI, bfloat16 or AMX instructions, off
+  # elsewhere (e.g. AVX2-only CPUs); `ONEDNN_DEFAULT_CPU_FLAGS` is the fallback's copy of TF's rule.
+  default = bool(fused.ONEDNN_DEFAULT_CPU_FLAGS & (fused._cpu_flags() or set()))
+  enabled = {"0": False, "1": True}.get(setting, default)
   assert result.stdout.strip().splitlines()[-1] == str(enabled)
+
+
+@pytest.mark.parametrize("setting, flags, enabled", [
+    (None, {"avx2", "fma"}, False),              # AVX2-only: TF leaves oneDNN off
+    (None, {"avx2", "avx_vnni"}, True),          # a desktop CPU with AVX-VNNI
+    (None, {"avx2", "amx_bf16", "amx_tile"}, True),
+    ("1", {"avx2", "fma"}, True), ("0", {"amx_bf16", "amx_tile"}, False),
+    (None, None, False),                         # no /proc/cpuinfo: nothing claims oneDNN
+])
+def test_onednn_fallback_applies_tensorflows_rule(monkeypatch, setting, flags, enabled):
+  """Where TF's private switch cannot be imported, `_onednn_enabled` applies TF's rule itself."""
+  from tensorflow.python import util  # pylint: disable=import-outside-toplevel
+  monkeypatch.delattr(util, "_pywrap_util_port")  # as if TF had moved its private module
+  monkeypatch.setitem(sys.modules, "tensorflow.python.util._pywrap_util_port", None)
+  monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+  if setting is not None:
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", setting)
+  monkeypatch.setattr(fused, "_cpu_flags", lambda: flags)
+  assert fused._onednn_enabled() is enabled  # pylint: disable=protected-access

@@ -12,6 +12,14 @@ from inception_tf.models import fused
 from inception_tf.models import grouped
 
 
+# TF's own grouped Conv2D ("native") exists on GPUs, TPUs and in oneDNN. TF's other CPU kernels -
+# used where oneDNN is off: TF_ENABLE_ONEDNN_OPTS=0, and by default on CPUs without VNNI or AMX
+# (e.g. AVX2-only ones) - compute it forward only, with no gradient and no fused (convolution +
+# bias / batch norm + ReLU) form; "auto" takes "split" there (`test_resolve`).
+NATIVE_KERNEL = (fused._onednn_enabled()  # pylint: disable=protected-access
+                 or fused._has_accelerator())  # pylint: disable=protected-access
+
+
 def _grouped_layer(*, groups=4, strides=1, padding="same", use_bias=False, activation=None,
                    dtype="float32", channels=8, filters=12):
   layer = keras.layers.Conv2D(filters, 3, strides=strides, padding=padding, groups=groups,
@@ -39,8 +47,17 @@ def test_kernels_compute_the_keras_layer(mode, options):
   layer = _grouped_layer(**options)
   inputs = tf.constant(np.random.default_rng(0).normal(size=(2, 9, 9, 8)), tf.float32)
   expected = _outputs_and_gradients(layer, layer, inputs)
-  got = _outputs_and_gradients(lambda x: grouped.grouped_convolution(layer, x, mode), layer,
-                               inputs)
+
+  def ours(x):
+    return grouped.grouped_convolution(layer, x, mode)
+
+  if mode == "native" and not NATIVE_KERNEL:
+    np.testing.assert_allclose(ours(inputs).numpy(), expected[0], rtol=1e-5, atol=1e-4)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match="grouped convolutions are not supported"):
+      _outputs_and_gradients(ours, layer, inputs)
+    return
+  got = _outputs_and_gradients(ours, layer, inputs)
   assert np.abs(expected[0]).max() > 1.0  # not a degenerate layer
   for e, g in zip(expected, got):
     np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-4)
@@ -92,6 +109,10 @@ def test_fused_call_of_a_resnext_equals_keras_without_nested_xla(mode):
   ours = tf.function(lambda x: fused.fused_call(model, x, training=False,
                                                 grouped_convolutions=mode))
   assert not _xla_functions(ours.get_concrete_function(images))
+  if mode == "native" and not NATIVE_KERNEL:  # TF's graph optimizer fuses conv + batch norm + ReLU
+    with pytest.raises(tf.errors.UnimplementedError, match="does not support grouped convolutions"):
+      ours(images)
+    return
   np.testing.assert_allclose(ours(images)["logits"].numpy(), expected, rtol=1e-4, atol=1e-5)
 
 
