@@ -722,7 +722,11 @@ def markdown_table(study: str, record: dict) -> str:
     table += ("\n\n| variant | final train error (last logged window) mean ± std | parameters | "
               "M multiply-adds / image | runs reused from another study |\n|---|---|---|---|---|\n"
               + "\n".join(extra))
-  return f"**{study}** (`{record.get('command', '')}`)\n\n" + table
+  # The command that reproduces the whole table (the recorded runs' own commands, which may each
+  # have run a part of it, are in the JSON's "commands").
+  seeds = max((s["seeds"] for s in summarize(record).values()), default=1)
+  command = f"python experiments/reproductions/run.py --study={study} --seeds={seeds}"
+  return f"**{study}** (`{command}`)\n\n" + table
 
 
 def plot_study(study: str, record: dict, path: str) -> None:
