@@ -12,8 +12,10 @@ Prints images/s of ours and of the peer and the ratio ours/theirs (>= 1.0: we ar
 import dataclasses
 import json
 import os
+import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tools/cli.py
+import cli  # noqa: E402,F401  (first: quiets TensorFlow before it is imported)
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402

@@ -14,10 +14,14 @@ Prints images/s of each and the ratio to decode-only (target: train >= 0.8x deco
 """
 
 import os
+import sys
 import tempfile
 
-from absl import app
-from absl import flags
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tools/cli.py
+import cli  # noqa: E402,F401  (first: quiets TensorFlow before it is imported)
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
 
 from inception_tf.benchmarks import input as benchmark
 from inception_tf.data import default_dataset

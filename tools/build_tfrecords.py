@@ -20,10 +20,14 @@ Examples:
 Rerunning the same command after an interruption writes only the missing shards.
 """
 
+import os
 import sys
 
-from absl import app
-from absl import flags
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tools/cli.py
+import cli  # noqa: E402,F401  (first: quiets TensorFlow before it is imported)
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
 
 from inception_tf.data import builder
 from inception_tf.data import default_dataset
