@@ -223,6 +223,18 @@ def _counting(counter_name: str):
   return fn
 
 
+def plain_map(ds: tf.data.Dataset, fn, **kwargs) -> tf.data.Dataset:
+  """`ds.map(fn, **kwargs)` without AutoGraph.
+
+  The library's map functions branch and loop only on Python values (dtypes, ranks, sizes,
+  options), never on tensors, so AutoGraph's source transformation of them and of everything they
+  call buys nothing and costs 2.5-4.5 s of every tool's start (WORKSPACE_NOTES "Session 11").
+  A function that did branch on a tensor fails when traced ("using a `tf.Tensor` as a Python
+  `bool` is not allowed"), so this cannot silently change a result.
+  """
+  return ds.map(tf.autograph.experimental.do_not_convert(fn), **kwargs)
+
+
 def decode_skipping_errors(ds: tf.data.Dataset, decode_fn, deterministic: bool,
                            error_counter: str) -> tf.data.Dataset:
   """Parallel `decode_fn`; elements whose decode raises are dropped and counted under
@@ -233,10 +245,10 @@ def decode_skipping_errors(ds: tf.data.Dataset, decode_fn, deterministic: bool,
   """
   if not error_counter or "/" in error_counter:
     raise ValueError(f"error_counter must be a non-empty name without '/'; got {error_counter!r}.")
-  ds = ds.map(_counting(f"{error_counter}/decode_attempts"))
-  ds = ds.map(decode_fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+  ds = plain_map(ds, _counting(f"{error_counter}/decode_attempts"))
+  ds = plain_map(ds, decode_fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
   ds = ds.ignore_errors()
-  return ds.map(_counting(f"{error_counter}/decode_successes"))
+  return plain_map(ds, _counting(f"{error_counter}/decode_successes"))
 
 
 def _image_hw(image_size) -> tuple[int, int]:
@@ -399,7 +411,7 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
 
     ds = decode_skipping_errors(ds, decode, deterministic, error_counter)
     ds = ds.batch(batch_size, drop_remainder=False)
-    ds = ds.map(lambda batch: _pad_batch(batch, batch_size), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = pad_batches(ds, batch_size)
     replicas = input_context.num_replicas_in_sync if input_context else 1
     ds = _pad_batch_count(ds, batch_size=batch_size, pipeline_sizes=sizes,
                           passes=num_epochs or 1,
@@ -413,6 +425,12 @@ def make_dataset(source: Union[str, os.PathLike], *, split: str, is_training: bo
   # WORKSPACE_NOTES.md).
   options.threading.max_intra_op_parallelism = 1
   return ds.with_options(options)
+
+
+def pad_batches(ds: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
+  """Batches of up to `batch_size` -> full batches: a short last batch gets zero rows, mask 0."""
+  return plain_map(ds, lambda batch: _pad_batch(batch, batch_size),
+                   num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _pad_batch(batch: dict, batch_size: int) -> dict:
@@ -455,7 +473,7 @@ def _pad_batch_count(ds: tf.data.Dataset, *, batch_size: int, pipeline_sizes: Op
     return {k: tf.concat([v, tf.repeat(zeros[k][tf.newaxis], missing, axis=0)], axis=0)
             for k, v in group.items()}
 
-  return grouped.map(complete).unbatch()
+  return plain_map(grouped, complete).unbatch()
 
 
 # The graph-level seed TF gives a seeded op when no global seed is set (`DEFAULT_GRAPH_SEED`).
@@ -566,7 +584,7 @@ def _tfds_records(source, split, num_pipelines, pipeline_id, seed, is_training, 
     if num_pipelines > 1 and not shard_files:
       ds = ds.shard(num_pipelines, pipeline_id)
     keys = [image_key, label_key] + ([file_key] if file_key else [])
-    return ds.map(lambda ex: {k: ex[k] for k in keys})
+    return plain_map(ds, lambda ex: {k: ex[k] for k in keys})
 
   def parse(raw):
     return {"image_bytes": raw[image_key], "label": tf.cast(raw[label_key], tf.int32),

@@ -149,7 +149,8 @@ def _resample_rows(image: tf.Tensor, out_size) -> tf.Tensor:
 
 
 @tf.function(input_signature=[tf.TensorSpec([None, None, None], tf.uint8),
-                              tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32)])
+                              tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32)],
+             autograph=False)  # Python control flow only (see data.pipeline.plain_map)
 def _resize_graph(image: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
   # One graph for every size: eagerly, the passes would otherwise run op by op.
   shape = tf.shape(image)

@@ -166,11 +166,12 @@ def _raw_examples(source: str, split: str) -> tf.data.Dataset:
     image_key, label_key, file_key = builder.tfds_feature_keys(tfds_builder.info)
     ds = tfds_builder.as_dataset(split=split, shuffle_files=False,
                                  decoders={image_key: tfds.decode.SkipDecoding()})
-    return ds.map(lambda e: {
+    return pipeline.plain_map(ds, lambda e: {
         "image_bytes": e[image_key], "label": tf.cast(e[label_key], tf.int32),
         "filename": e[file_key] if file_key else tf.constant("", tf.string)})
   files, _ = pipeline.list_files(source, split)
-  return tf.data.TFRecordDataset(files).map(
+  return pipeline.plain_map(
+      tf.data.TFRecordDataset(files),
       lambda s: {k: v for k, v in tfrecord.parse_example(s).items() if k != "bbox"})
 
 
@@ -247,8 +248,7 @@ def build_dataset(raw: tf.data.Dataset, *, inputs: Sequence[tuple[int, str]], cr
   ds = pipeline.decode_skipping_errors(raw, to_crops, deterministic=True,
                                        error_counter=error_counter)
   # The training pipeline's pad + mask: the short last batch gets zero rows with mask 0.
-  ds = ds.batch(global_batch_size).map(
-      lambda batch: pipeline._pad_batch(batch, global_batch_size))  # pylint: disable=protected-access
+  ds = pipeline.pad_batches(ds.batch(global_batch_size), global_batch_size)
   options = tf.data.Options()
   options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
   return ds.with_options(options).prefetch(2)
@@ -538,7 +538,7 @@ class Evaluator:
   def _make_step(self) -> Callable:
     replica_step = make_replica_step(self.members, crops=self.crops, num_classes=self.num_classes)
 
-    @tf.function
+    @tf.function(autograph=False)  # Python control flow only (see pipeline.plain_map)
     def step(batch):
       return self.strategy.run(replica_step, args=(batch,))
 

@@ -273,10 +273,13 @@ class ServingModule(tf.Module):
                                                     crop_fraction=crop_fraction)
     self._class_ids = tf.constant(list(label_map.ids))
     self._class_names = tf.constant(list(label_map.names))
+    # No AutoGraph: Python control flow only, on Python values (see data.pipeline.plain_map).
     self.serving_default = tf.function(
-        self._serve_bytes, input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+        self._serve_bytes, input_signature=[tf.TensorSpec([None], tf.string, name="images")],
+        autograph=False)
     self.predict_images = tf.function(self._predict_images, input_signature=[
-        tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name="images")])
+        tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name="images")],
+        autograph=False)
 
   def preprocess(self, images: tf.Tensor) -> tf.Tensor:
     """Encoded bytes [N] -> float32 [N, S, S, 3] model inputs, as the evaluation pipeline."""

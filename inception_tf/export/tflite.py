@@ -41,7 +41,8 @@ def convert_to_tflite(concrete_function, *, quantization: str = "float32", track
   output_names = tf.nest.flatten({k: k for k in concrete_function.structured_outputs})
   (input_spec,), _ = concrete_function.structured_input_signature
 
-  @tf.function(input_signature=[tf.TensorSpec(input_spec.shape, input_spec.dtype, name="images")])
+  @tf.function(input_signature=[tf.TensorSpec(input_spec.shape, input_spec.dtype, name="images")],
+               autograph=False)
   def named(images):
     return dict(zip(output_names, frozen(images)))
 

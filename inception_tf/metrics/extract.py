@@ -28,6 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from inception_tf.data import pipeline
 from inception_tf.data import preprocessing
 from inception_tf.metrics import frontend
 from inception_tf.metrics.statistics import ActivationStatistics
@@ -103,7 +104,7 @@ def _folder_images(paths: list[str]) -> tf.data.Dataset:
 
   def one_file(index, path):
     unreadable = (index, tf.zeros([size, size, 3]), tf.constant(False))
-    return (tf.data.Dataset.from_tensors((index, path)).map(load).ignore_errors()
+    return (pipeline.plain_map(tf.data.Dataset.from_tensors((index, path)), load).ignore_errors()
             .concatenate(tf.data.Dataset.from_tensors(unreadable)).take(1))
 
   files = tf.data.Dataset.from_tensor_slices((tf.range(len(paths), dtype=tf.int64), paths))
@@ -124,8 +125,8 @@ def _indexed_images(source) -> tuple[tf.data.Dataset, list[str] | None]:
     return _folder_images(paths), paths
   else:
     dataset = tf.data.Dataset.from_tensor_slices(_check_array(source))
-  return dataset.enumerate().map(_preprocessed, num_parallel_calls=tf.data.AUTOTUNE,
-                                 deterministic=True), None
+  return pipeline.plain_map(dataset.enumerate(), _preprocessed,
+                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True), None
 
 
 def image_batches(source, *, batch_size: int = DEFAULT_BATCH_SIZE, num_replicas: int = 1
@@ -155,7 +156,7 @@ def image_batches(source, *, batch_size: int = DEFAULT_BATCH_SIZE, num_replicas:
             "index": tf.ensure_shape(tf.pad(index, [[0, batch_size - n]], constant_values=-1),
                                      [batch_size])}
 
-  dataset = dataset.batch(batch_size).map(pad)
+  dataset = pipeline.plain_map(dataset.batch(batch_size), pad)
   cardinality = int(dataset.cardinality())
   if num_replicas > 1 and cardinality > 0:
     extra = -cardinality % num_replicas
@@ -189,7 +190,7 @@ def extraction_step(model: keras.Model, strategy: tf.distribute.Strategy, output
     kept.update(mask=tf.cast(batch["mask"], tf.int32), index=batch["index"])
     return kept
 
-  @tf.function
+  @tf.function(autograph=False)  # Python control flow only (see data.pipeline.plain_map)
   def step(batch):
     per_replica = strategy.run(replica_step, args=(batch,))
     return {k: strategy.gather(v, axis=0) for k, v in per_replica.items()}

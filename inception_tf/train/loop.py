@@ -372,9 +372,11 @@ class Trainer:
     """tf.function(iterator, num_steps) -> metrics summed over replicas, averaged over steps."""
     if self._train_function is not None:
       return self._train_function
-    step_fn = self._replica_train_step
+    # The step itself has no tensor-dependent Python control flow: no AutoGraph conversion (see
+    # data.pipeline.plain_map); the steps loop below needs it (`for _ in tf.range`).
+    step_fn = tf.autograph.experimental.do_not_convert(self._replica_train_step)
     if self.jit_compile:
-      step_fn = tf.function(step_fn, jit_compile=True)
+      step_fn = tf.function(step_fn, jit_compile=True, autograph=False)
     strategy = self.strategy
     keys = ("loss", "cross_entropy", "weight_decay", "gradient_norm", "correct")
 
@@ -414,8 +416,9 @@ class Trainer:
       batch = evaluation.pipeline_batch(batch, image_size=self.image_size, preprocessing=kind)
       return evaluation.masked_totals(evaluator_step(batch))
 
+    step_fn = tf.autograph.experimental.do_not_convert(step_fn)
     if self.jit_compile:
-      step_fn = tf.function(step_fn, jit_compile=True)
+      step_fn = tf.function(step_fn, jit_compile=True, autograph=False)
     strategy = self.strategy
     keys = evaluation.METRIC_KEYS
 
