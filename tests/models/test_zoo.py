@@ -12,7 +12,9 @@ published 5 x 5 kernel on the 17 x 17 grid of a 299 x 299 input (smaller inputs 
 from __future__ import annotations
 
 import json
+import os
 import pathlib
+import tempfile
 
 import keras
 import numpy as np
@@ -182,10 +184,14 @@ def test_backward_reaches_every_trainable_weight(built):
 
 
 def test_keras_file_round_trip_gives_identical_outputs(built, tmp_path):
+  """The file goes to memory (/dev/shm) where there is one: the same bytes, written in half the time
+  of the disk (resnet_v2_200's 262 MB: 2.2 vs 4.6 s, WORKSPACE_NOTES "Session 11")."""
   name, model = built
-  path = str(tmp_path / f"{name}.keras")
-  model.save(path)
-  reloaded = keras.saving.load_model(path)
+  shm = "/dev/shm"
+  with tempfile.TemporaryDirectory(dir=shm if os.access(shm, os.W_OK) else str(tmp_path)) as temp:
+    path = os.path.join(temp, f"{name}.keras")
+    model.save(path)
+    reloaded = keras.saving.load_model(path)
   images = _inputs(model)
   expected, got = _outputs(model, images), _outputs(reloaded, images)
   assert sorted(got) == sorted(expected), name
