@@ -1,7 +1,8 @@
-"""What keeps the tools' start short (WORKSPACE_NOTES "Session 11"), and that it changes no result.
+"""What keeps the tools' start short (WORKSPACE_NOTES.md, "Tool start-up"), and that it changes no
+result.
 
 - `tools/cli.py` imports TensorFlow without scikit-learn (Keras would import it for its
-  scikit-learn wrappers, ~1.4 s), and scikit-learn still imports normally afterwards.
+  scikit-learn wrappers), and scikit-learn still imports normally afterwards.
 - `pipeline.plain_map` maps without AutoGraph: a function branching on a tensor fails loudly at
   trace time instead of being converted, so skipping the conversion cannot change a result.
 """

@@ -228,7 +228,7 @@ def plain_map(ds: tf.data.Dataset, fn, **kwargs) -> tf.data.Dataset:
 
   The library's map functions branch and loop only on Python values (dtypes, ranks, sizes,
   options), never on tensors, so AutoGraph's source transformation of them and of everything they
-  call buys nothing and costs 2.5-4.5 s of every tool's start (WORKSPACE_NOTES "Session 11").
+  call buys nothing and is a large part of a tool's start (WORKSPACE_NOTES.md, "Tool start-up").
   A function that did branch on a tensor fails when traced ("using a `tf.Tensor` as a Python
   `bool` is not allowed"), so this cannot silently change a result.
   """

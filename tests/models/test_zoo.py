@@ -184,8 +184,8 @@ def test_backward_reaches_every_trainable_weight(built):
 
 
 def test_keras_file_round_trip_gives_identical_outputs(built, tmp_path):
-  """The file goes to memory (/dev/shm) where there is one: the same bytes, written in half the time
-  of the disk (resnet_v2_200's 262 MB: 2.2 vs 4.6 s, WORKSPACE_NOTES "Session 11")."""
+  """The file goes to memory (/dev/shm) where there is one: the same bytes, written faster than to
+  the disk (WORKSPACE_NOTES.md, "Tool start-up")."""
   name, model = built
   shm = "/dev/shm"
   with tempfile.TemporaryDirectory(dir=shm if os.access(shm, os.W_OK) else str(tmp_path)) as temp:
