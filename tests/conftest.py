@@ -1,6 +1,17 @@
-"""Suite-wide isolation of process-global TF state that a test may change."""
+"""Suite-wide isolation of process-global TF state that a test may change, and XLA's compile level."""
+
+import os
 
 import pytest
+
+# XLA:CPU compiles without LLVM's backend optimizations in the tests (and in the tools they start,
+# which inherit the environment): the same HLO graphs and fusions, machine code that is compiled
+# ~40 % sooner and runs slower, which no test measures (speed is the benchmarks' business). A thin
+# ResNeXt's XLA train + eval steps: 53 vs 91 s (WORKSPACE_NOTES.md, "Tool start-up"). Set before
+# any test builds XLA's CPU backend, which reads XLA_FLAGS once.
+_XLA_LEVEL = "--xla_backend_optimization_level"
+if _XLA_LEVEL not in os.environ.get("XLA_FLAGS", ""):
+  os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_XLA_LEVEL}=0".strip()
 
 
 @pytest.fixture(autouse=True)
