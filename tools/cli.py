@@ -50,7 +50,7 @@ def _stderr_to_log():
 @contextlib.contextmanager
 def _without_sklearn():
   """Keras imports scikit-learn for its scikit-learn wrappers when TensorFlow is imported (a
-  quarter of the import: WORKSPACE_NOTES.md, "Tool start-up"); no tool uses those wrappers. For the
+  fifth of the import: WORKSPACE_NOTES.md, "Tool start-up"); no tool uses those wrappers. For the
   block, `import sklearn` fails as if it were not installed (Keras then defines the wrappers
   without it); afterwards it imports normally (the built-in digits are read with it)."""
   if "sklearn" in sys.modules:
