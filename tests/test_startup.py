@@ -1,8 +1,8 @@
 """What keeps the tools' start short (WORKSPACE_NOTES.md, "Tool start-up"), and that it changes no
 result.
 
-- `tools/cli.py` imports TensorFlow without scikit-learn (Keras would import it for its
-  scikit-learn wrappers), and scikit-learn still imports normally afterwards.
+- `tools/cli.py` imports TensorFlow without scikit-learn and matplotlib (Keras would import them
+  for its scikit-learn wrappers and plots), and both still import normally afterwards.
 - `pipeline.plain_map` maps without AutoGraph: a function branching on a tensor fails loudly at
   trace time instead of being converted, so skipping the conversion cannot change a result.
 """
@@ -19,13 +19,19 @@ from inception_tf.data import pipeline
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_cli_imports_tensorflow_without_sklearn_which_then_imports_normally():
+def test_cli_imports_tensorflow_without_sklearn_and_matplotlib_which_then_import_normally():
   script = ("import sys\n"
             f"sys.path.insert(0, {os.path.join(ROOT, 'tools')!r})\n"
             "import cli\n"
-            "assert 'tensorflow' in sys.modules and 'sklearn' not in sys.modules, 'sklearn loaded'\n"
+            "assert 'tensorflow' in sys.modules and 'keras' in sys.modules\n"
+            "loaded = [m for m in sys.modules if m.split('.')[0] in cli.DEFERRED_IMPORTS]\n"
+            "assert cli.DEFERRED_IMPORTS == ('sklearn', 'matplotlib') and not loaded, loaded\n"
             "from sklearn.datasets import load_digits\n"
             "assert load_digits().images.shape == (1797, 8, 8)\n"
+            "import matplotlib\n"
+            "matplotlib.use('Agg')\n"
+            "import matplotlib.pyplot as plt\n"
+            "plt.plot([0, 1], [1, 0])\n"
             "print('ok')\n")
   process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                            timeout=300, cwd=ROOT)

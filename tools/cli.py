@@ -47,20 +47,25 @@ def _stderr_to_log():
     os.close(saved)
 
 
+# Optional packages Keras imports when TensorFlow is imported, which no tool needs at that moment:
+# scikit-learn for Keras' scikit-learn wrappers (a fifth of the import), matplotlib for
+# `keras.visualization`'s plots (~0.4 s). WORKSPACE_NOTES.md, "Tool start-up".
+DEFERRED_IMPORTS = ("sklearn", "matplotlib")
+
+
 @contextlib.contextmanager
-def _without_sklearn():
-  """Keras imports scikit-learn for its scikit-learn wrappers when TensorFlow is imported (a
-  fifth of the import: WORKSPACE_NOTES.md, "Tool start-up"); no tool uses those wrappers. For the
-  block, `import sklearn` fails as if it were not installed (Keras then defines the wrappers
-  without it); afterwards it imports normally (the built-in digits are read with it)."""
-  if "sklearn" in sys.modules:
-    yield
-    return
-  sys.modules["sklearn"] = None  # type: ignore[assignment]
+def _without_deferred_imports():
+  """For the block, importing a package of `DEFERRED_IMPORTS` fails as if it were not installed
+  (Keras then defines its scikit-learn wrappers and plot functions without it); afterwards each
+  imports normally (the built-in digits are read with scikit-learn; the studies plot)."""
+  blocked = [name for name in DEFERRED_IMPORTS if name not in sys.modules]
+  for name in blocked:
+    sys.modules[name] = None  # type: ignore[assignment]
   try:
     yield
   finally:
-    del sys.modules["sklearn"]
+    for name in blocked:
+      del sys.modules[name]
 
 
 def quiet() -> None:
@@ -69,7 +74,7 @@ def quiet() -> None:
   for category, module in ((UserWarning, r"tensorflow.*"), (UserWarning, r"keras.*"),
                            (DeprecationWarning, r".*"), (FutureWarning, r".*")):
     warnings.filterwarnings("ignore", category=category, module=module)
-  with _stderr_to_log(), _without_sklearn():
+  with _stderr_to_log(), _without_deferred_imports():
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     tf.constant(0)  # initialises the runtime (and its logging) while stderr goes to the log
   tf.get_logger().setLevel("ERROR")
