@@ -131,7 +131,8 @@ def _param(name):
 
 @pytest.fixture(scope="module", params=[_param(name) for name in list_models()])
 def built(request):
-  """(name, model), one model at a time, with the batch-norm statistics of a calibration batch.
+  """(name, model, its outputs on `_inputs`), one model at a time, with the batch-norm statistics
+  of a calibration batch. The outputs are computed once, for the forward and round-trip tests.
 
   With its initial statistics (mean 0, variance 1) an untrained deep plain net (plain110) passes
   almost nothing through in inference mode (logits ~1e-19). One training-mode call with momentum 0
@@ -148,16 +149,14 @@ def built(request):
   model(calibration, training=True)
   for layer, momentum in zip(norms, momenta):
     layer.momentum = momentum
-  yield request.param, model
+  yield request.param, model, _outputs(model, _inputs(model))
   keras.backend.clear_session()
 
 
 def test_forward_is_finite_and_depends_on_the_input(built):
-  name, model = built
-  images = _inputs(model)
-  out = _outputs(model, images)
+  name, model, out = built
   assert out, name
-  other = _outputs(model, -images)
+  other = _outputs(model, -_inputs(model))
   for key, value in out.items():
     assert value.shape[0] == 1 and np.all(np.isfinite(value)), (name, key)
     assert not np.allclose(value, other[key]), (name, key)
@@ -166,7 +165,7 @@ def test_forward_is_finite_and_depends_on_the_input(built):
 def test_backward_reaches_every_trainable_weight(built):
   """Inference-mode batch norm (batch 1 on a 1 x 1 grid has no batch variance); a random
   projection of every output, so no symmetry cancels a gradient."""
-  name, model = built
+  name, model, _ = built
   images = tf.constant(_inputs(model))
   with tf.GradientTape() as tape:
     out = model(images, training=False)
@@ -186,21 +185,20 @@ def test_backward_reaches_every_trainable_weight(built):
 def test_keras_file_round_trip_gives_identical_outputs(built, tmp_path):
   """The file goes to memory (/dev/shm) where there is one: the same bytes, written faster than to
   the disk (WORKSPACE_NOTES.md, "Tool start-up")."""
-  name, model = built
+  name, model, expected = built
   shm = "/dev/shm"
   with tempfile.TemporaryDirectory(dir=shm if os.access(shm, os.W_OK) else str(tmp_path)) as temp:
     path = os.path.join(temp, f"{name}.keras")
     model.save(path)
     reloaded = keras.saving.load_model(path)
-  images = _inputs(model)
-  expected, got = _outputs(model, images), _outputs(reloaded, images)
+  got = _outputs(reloaded, _inputs(model))
   assert sorted(got) == sorted(expected), name
   for key in expected:
     np.testing.assert_array_equal(got[key], expected[key], err_msg=f"{name} {key}")
 
 
 def test_parameter_count_equals_the_published_one(built):
-  name, model = built
+  name, model, _ = built
   assert name in PUBLISHED, (
       f"{name} has no published parameter count: add it to PUBLISHED in {__file__} with its "
       f"source (a paper table, a checkpoint's variable list, a library's documentation).")
