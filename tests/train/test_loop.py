@@ -42,9 +42,10 @@ def _accuracy(model, datasets):
   return correct / count, count
 
 
-def _assert_tensorboard_events(model_dir, result):
-  """TensorBoard's own reader sees the logged scalars at their steps, the input images and the
-  final evaluation, with the values the run returned."""
+def _assert_tensorboard_events(model_dir, result, first_batch):
+  """TensorBoard's own reader sees the logged scalars at their steps, the input images (the first
+  two of `first_batch`, the first one trained on, scaled to 0..1 together) and the final
+  evaluation, with the values the run returned."""
   from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=import-outside-toplevel
   from tensorboard.util import tensor_util  # pylint: disable=import-outside-toplevel
 
@@ -62,6 +63,10 @@ def _assert_tensorboard_events(model_dir, result):
   (step, images), = series("train", "input_images", "images")
   assert step == 0 and images[:2].tolist() == [b"8", b"8"] and len(images) == 2 + 2  # 2 PNGs
   assert all(png.startswith(b"\x89PNG") for png in images[2:])
+  shown = np.stack([tf.io.decode_png(png).numpy() for png in images[2:]]).astype(np.float32)
+  first = first_batch[:2]
+  expected = 255 * (first - first.min()) / (first.max() - first.min())
+  np.testing.assert_allclose(shown, expected, rtol=0, atol=1.0)  # uint8 rounding
   top1 = series("eval", "top1", "scalars")
   assert [(s, float(v)) for s, v in top1] == [(16, pytest.approx(result["eval"]["top1"]))]
 
@@ -76,7 +81,8 @@ def test_eval_uses_ema_weights_and_restore_for_inference_loads_them(tmp_path):
   assert "Final evaluation at step 16 (EMA weights)" in log
   assert result["eval"]["num_examples"] == 37  # padded batches, each example counted once
   assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-16")
-  _assert_tensorboard_events(tmp_path, result)
+  _assert_tensorboard_events(tmp_path, result,
+                             next(iter(datasets.train_fn(None, 0)))["images"].numpy())
   with open(tmp_path / "config.json") as f:
     run_config = json.load(f)
   assert (run_config["model"], run_config["num_classes"], run_config["image_size"],
