@@ -49,7 +49,7 @@ def _stderr_to_log():
 
 # Optional packages Keras imports when TensorFlow is imported, which no tool needs at that moment:
 # scikit-learn for Keras' scikit-learn wrappers (a fifth of the import), matplotlib for
-# `keras.visualization`'s plots (~0.4 s). WORKSPACE_NOTES.md, "Tool start-up".
+# `keras.visualization`'s plots (~0.7 s). WORKSPACE_NOTES.md, "Tool start-up" and "Session 12".
 DEFERRED_IMPORTS = ("sklearn", "matplotlib")
 
 
