@@ -230,13 +230,18 @@ def compare_with_slim(model_name: str, model, images: np.ndarray, slim_logits: n
     slim_endpoints: slim's end_points as numpy.
     slim_key: maps one of our endpoint names to slim's end_points key.
   """
+  import keras
   from inception_tf.models import model_info
+  from inception_tf.models.registry import endpoint_layer_name
   info = model_info(model_name)
   common = [e for e in info.endpoints if slim_key(e) in slim_endpoints]
-  ours = our_endpoints(model, common, images)
+  # One forward pass gives the endpoints and the logits (under a key that is no endpoint's name).
+  outputs = {e: model.get_layer(endpoint_layer_name(model, e)).output for e in common}
+  outputs[" logits"] = model.output["logits"]
+  ours = {k: np.asarray(v) for k, v in keras.Model(model.input, outputs)(images, training=False).items()}
   for name in common:
     assert_close(ours[name], slim_endpoints[slim_key(name)], f"endpoint {name}")
-  logits = np.asarray(model(images, training=False)["logits"])
+  logits = ours[" logits"]
   assert_close(logits, np.reshape(slim_logits, logits.shape), "logits")
   return common
 
