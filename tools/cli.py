@@ -57,7 +57,7 @@ DEFERRED_IMPORTS = ("sklearn", "matplotlib")
 def _without_deferred_imports():
   """For the block, importing a package of `DEFERRED_IMPORTS` fails as if it were not installed
   (Keras then defines its scikit-learn wrappers and plot functions without it); afterwards each
-  imports normally (the built-in digits are read with scikit-learn; the studies plot)."""
+  imports normally (the built-in digits are read with scikit-learn)."""
   blocked = [name for name in DEFERRED_IMPORTS if name not in sys.modules]
   for name in blocked:
     sys.modules[name] = None  # type: ignore[assignment]

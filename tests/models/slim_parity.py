@@ -231,13 +231,11 @@ def compare_with_slim(model_name: str, model, images: np.ndarray, slim_logits: n
     slim_key: maps one of our endpoint names to slim's end_points key.
   """
   import keras
-  from inception_tf.models import model_info
-  from inception_tf.models.registry import endpoint_layer_name
+  from inception_tf.models import feature_extractor, model_info
   info = model_info(model_name)
   common = [e for e in info.endpoints if slim_key(e) in slim_endpoints]
   # One forward pass gives the endpoints and the logits (under a key that is no endpoint's name).
-  outputs = {e: model.get_layer(endpoint_layer_name(model, e)).output for e in common}
-  outputs[" logits"] = model.output["logits"]
+  outputs = {**feature_extractor(model, common).output, " logits": model.output["logits"]}
   ours = {k: np.asarray(v) for k, v in keras.Model(model.input, outputs)(images, training=False).items()}
   for name in common:
     assert_close(ours[name], slim_endpoints[slim_key(name)], f"endpoint {name}")
